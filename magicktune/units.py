@@ -1,0 +1,164 @@
+"""Sizes as ImageMagick means them, read forgivingly and written so ImageMagick reads them back exactly.
+
+ImageMagick's own reader is case-sensitive and treacherous ("256mb" is 256 bytes, "unlimited" in a
+policy is 0, "1hour" is 100 s). `parse` accepts what a person means; `to_magick` writes only forms that
+ImageMagick reads back to the same number; `from_magick` reads what `-list resource` prints.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+Kind = Literal["bytes", "pixels", "count", "seconds"]
+
+#: The kind of quantity each ImageMagick resource limit holds.
+RESOURCE_KINDS: dict[str, Kind] = {
+    "memory": "bytes",
+    "map": "bytes",
+    "disk": "bytes",
+    "area": "pixels",
+    "width": "pixels",
+    "height": "pixels",
+    "list-length": "count",
+    "file": "count",
+    "thread": "count",
+    "throttle": "count",
+    "time": "seconds",
+}
+
+#: ImageMagick treats any limit at or above 2**63 as infinite (it prints "unlimited").
+UNLIMITED_AT = 2**63
+
+_PREFIXES = "kmgtpe"
+_UNIT_LETTER = {"bytes": "b", "pixels": "p", "count": "", "seconds": ""}
+_SECONDS = {"": 1, "s": 1, "m": 60, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60,
+            "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+_NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*"
+_TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)")
+_SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)")
+_WORDS_FOR_UNLIMITED = {"unlimited", "none", "inf", "infinity", "max"}
+
+
+def _forms(kind: Kind) -> str:
+    examples = {
+        "bytes": "10GB (10^9 bytes), 8GiB (2^30 bytes), 512MiB, 1000000, 50% (of RAM or of free disk)",
+        "pixels": "16KP (16,000 pixels), 128MP, 1GP, 20000",
+        "count": "3001, 16K",
+        "seconds": "600, 90s, 10min, 2h",
+    }[kind]
+    return f"{examples}, or 'unlimited'"
+
+
+def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = None) -> int | None:
+    """Read a limit the way a person means it; None means unlimited.
+
+    Prefixes are case-insensitive ("10gb" is 10**10), "i" makes them binary, "50%" is that share of
+    `whole` (physical RAM for memory and map, the temp disk's free space for disk).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size: use {_forms(kind)}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"size {value!r} is negative: use {_forms(kind)}")
+        return None if value >= UNLIMITED_AT else value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a size: use {_forms(kind)}")
+    text = value.strip().lower()
+    if text in _WORDS_FOR_UNLIMITED:
+        return None
+    if text.endswith("%"):
+        return _percent(value, text[:-1], kind, whole)
+    if kind == "seconds":
+        match = _TIME.fullmatch(text)
+        if not match or match.group("unit") not in _SECONDS:
+            raise ValueError(f"time {value!r} not understood: use {_forms(kind)}")
+        number, scale = match.group("number"), _SECONDS[match.group("unit")]
+    else:
+        match = _SIZE.fullmatch(text)
+        if not match or match.group("unit") not in ("", _UNIT_LETTER[kind]) or (
+                match.group("binary") and not match.group("prefix")):
+            raise ValueError(f"{kind} size {value!r} not understood: use {_forms(kind)}")
+        number, scale = match.group("number"), _scale(match.group("prefix"), match.group("binary"))
+    amount = float(number) * scale
+    if not math.isfinite(amount):
+        raise ValueError(f"size {value!r} is too large: use {_forms(kind)}")
+    result = round(amount)
+    return None if result >= UNLIMITED_AT else result
+
+
+def _scale(prefix: str | None, binary: str | None) -> int:
+    if not prefix:
+        return 1
+    power = _PREFIXES.index(prefix) + 1
+    return 1024**power if binary else 1000**power
+
+
+def _percent(original: str, number: str, kind: Kind, whole: int | None) -> int:
+    try:
+        share = float(number)
+    except ValueError:
+        raise ValueError(f"size {original!r} not understood: use {_forms(kind)}") from None
+    if not 0 < share <= 100 or not math.isfinite(share):
+        raise ValueError(f"size {original!r} must be a percentage between 0 and 100")
+    if whole is None:
+        raise ValueError(f"size {original!r} is a percentage, but this limit has nothing to take it of: "
+                         f"use an absolute size like {_forms(kind)}")
+    return round(whole * share / 100)
+
+
+def to_magick(value: int | None, kind: Kind = "bytes") -> str:
+    """Write a limit so ImageMagick reads it back to exactly this number (never the word "unlimited")."""
+    unit = _UNIT_LETTER[kind].upper()
+    if value is None or value >= UNLIMITED_AT:
+        return f"8Ei{unit or 'B'}" if kind in ("bytes", "pixels") else str(UNLIMITED_AT)
+    if value < 0:
+        raise ValueError(f"a limit cannot be negative, got {value}")
+    if kind in ("count", "seconds") or value == 0:
+        return str(value)
+    for power in range(len(_PREFIXES), 0, -1):
+        letter = _PREFIXES[power - 1].upper()
+        if value % 1024**power == 0:
+            return f"{value // 1024**power}{letter}i{unit}"
+        if value % 1000**power == 0:
+            return f"{value // 1000**power}{letter}{unit}"
+    return str(value)  # ImageMagick reads a bare "1234567P" as peta, so no unit without a prefix
+
+
+def from_magick(text: str, kind: Kind = "bytes") -> int | None:
+    """Read a value as `-list resource` prints it ("256MiB", "16KP", "15.447GiB", "10 minutes")."""
+    text = text.strip()
+    if text.lower() == "unlimited":
+        return None
+    if kind == "seconds":
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+        if not match or match.group(2) not in _SECONDS:
+            raise ValueError(f"ImageMagick printed a time this parser does not know: {text!r}")
+        return round(float(match.group(1)) * _SECONDS[match.group(2)])
+    unit = _UNIT_LETTER[kind].upper()
+    if unit and text.endswith(unit):
+        text = text[: -len(unit)]
+    match = re.fullmatch(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)([kKMGTPE])?(i)?", text)
+    if not match:
+        raise ValueError(f"ImageMagick printed a {kind} value this parser does not know: {text!r}")
+    number, prefix, binary = match.groups()
+    value = round(float(number) * _scale(prefix.lower() if prefix else None, binary))
+    return None if value >= UNLIMITED_AT else value
+
+
+def human(value: int | None, kind: Kind = "bytes") -> str:
+    """A short decimal reading for reports: "3.73 GB", "128 MP", "3001", "unlimited"."""
+    if value is None:
+        return "unlimited"
+    if kind == "count":
+        return str(value)
+    if kind == "seconds":
+        return f"{value} s"
+    unit = "B" if kind == "bytes" else "P"
+    if value < 1000:
+        return f"{value} {unit}"
+    power = min(int(math.log10(value) // 3), len(_PREFIXES))
+    return f"{value / 1000**power:.3g} {_PREFIXES[power - 1].upper()}{unit}"

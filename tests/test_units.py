@@ -1,0 +1,138 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from magicktune import units
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("1GB", "bytes", 10**9),
+        ("1GiB", "bytes", 2**30),
+        ("10gb", "bytes", 10 * 10**9),
+        ("256mb", "bytes", 256 * 10**6),
+        ("256MiB", "bytes", 256 * 2**20),
+        ("1.5 GB", "bytes", 1_500_000_000),
+        ("1000000", "bytes", 10**6),
+        (12345, "bytes", 12345),
+        ("16KP", "pixels", 16_000),
+        ("128mp", "pixels", 128 * 10**6),
+        ("3001", "count", 3001),
+        ("16K", "count", 16_000),
+        ("90s", "seconds", 90),
+        ("10min", "seconds", 600),
+        ("2h", "seconds", 7200),
+        ("unlimited", "bytes", None),
+        ("Unlimited", "seconds", None),
+        ("8EiB", "bytes", None),
+        (2**64, "bytes", None),
+    ],
+)
+def test_parse_reads_what_a_person_means(text, kind, expected):
+    assert units.parse(text, kind) == expected
+
+
+def test_percent_is_a_share_of_the_whole():
+    assert units.parse("50%", whole=24 * 2**30) == 12 * 2**30
+    with pytest.raises(ValueError, match="nothing to take it of"):
+        units.parse("50%")
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        units.parse("150%", whole=100)
+
+
+@pytest.mark.parametrize("bad", ["10 parsecs", "-1GB", "", "1e400", "GB", "1iB", "nan", "10 gallons", "1.2.3MB"])
+def test_bad_sizes_quote_the_input_and_show_the_forms(bad):
+    with pytest.raises(ValueError) as error:
+        units.parse(bad)
+    assert repr(bad) in str(error.value)
+    assert "10GB" in str(error.value) and "unlimited" in str(error.value)
+
+
+def test_bad_types_and_units_for_the_kind():
+    with pytest.raises(ValueError):
+        units.parse(-5)
+    with pytest.raises(ValueError):
+        units.parse(True)
+    with pytest.raises(ValueError, match="pixels"):
+        units.parse("16KB", "pixels")
+    with pytest.raises(ValueError, match="time"):
+        units.parse("3 fortnights", "seconds")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "expected"),
+    [
+        (10**10, "bytes", "10GB"),
+        (8 * 2**30, "bytes", "8GiB"),
+        (1_234_567, "bytes", "1234567"),
+        (1_234_567, "pixels", "1234567"),
+        (16_000, "pixels", "16KP"),
+        (3001, "count", "3001"),
+        (600, "seconds", "600"),
+        (None, "bytes", "8EiB"),
+        (None, "pixels", "8EiP"),
+        (0, "bytes", "0"),
+    ],
+)
+def test_to_magick_forms(value, kind, expected):
+    assert units.to_magick(value, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("printed", "kind", "expected"),
+    [
+        ("256MiB", "bytes", 256 * 2**20),
+        ("1GiB", "bytes", 2**30),
+        ("1000000000B", "bytes", 10**9),
+        ("16KP", "pixels", 16_000),
+        ("128MP", "pixels", 128 * 10**6),
+        ("32000P", "pixels", 32_000),
+        ("461.169PP", "pixels", 461_169 * 10**12),
+        ("unlimited", "count", None),
+        ("15000", "count", 15000),
+        ("10 minutes", "seconds", 600),
+    ],
+)
+def test_from_magick_reads_list_resource(printed, kind, expected):
+    assert units.from_magick(printed, kind) == expected
+
+
+def test_human_readings():
+    assert units.human(3_732_480_000) == "3.73 GB"
+    assert units.human(None) == "unlimited"
+    assert units.human(999) == "999 B"
+    assert units.human(128 * 10**6, "pixels") == "128 MP"
+
+
+READ_BACK = """
+import json
+from wand.resource import genesis
+from wand.api import library
+genesis()
+print(json.dumps([library.MagickGetResourceLimit(i) for i in (1, 2, 11)]))  # area, disk, list-length
+"""
+
+
+@pytest.mark.parametrize(
+    "value", [10**10, 8 * 2**30, 1_234_567, 987_654_321_000, 3 * 2**40 + 17, 16_000, None]
+)
+def test_imagemagick_reads_to_magick_back_exactly(value, tmp_path):
+    """Area (pixels), disk (bytes) and list-length (count) written by to_magick come back unchanged."""
+    (tmp_path / "policy.xml").write_text(
+        '<policymap><policy domain="resource" name="disk" value="8EiB"/>'
+        '<policy domain="resource" name="area" value="8EiP"/></policymap>'
+    )
+    env = {
+        "MAGICK_CONFIGURE_PATH": str(tmp_path),
+        "MAGICK_DISK_LIMIT": units.to_magick(value, "bytes"),
+        "MAGICK_AREA_LIMIT": units.to_magick(value, "pixels"),
+        "MAGICK_LIST_LENGTH_LIMIT": units.to_magick(value, "count"),
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run([sys.executable, "-c", READ_BACK], env=env, capture_output=True, text=True, check=True)
+    read = json.loads(out.stdout)
+    expected = units.UNLIMITED_AT if value is None else value
+    assert read == [expected, expected, expected]
