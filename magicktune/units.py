@@ -149,6 +149,27 @@ def from_magick(text: str, kind: Kind = "bytes") -> int | None:
     return None if value >= UNLIMITED_AT else value
 
 
+_SI_EXPONENTS = {"h": 2, "k": 3, "K": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_LEADING_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def as_imagemagick_reads(text: str) -> int:
+    """The number ImageMagick itself makes of a policy or env value (InterpretSiPrefixValue, then %).
+
+    Case-sensitive: "2gb" is 2, "256mb" is 256, "1hour" is 100 (hecto), "unlimited" and "50%" are 0 and 50.
+    """
+    match = _LEADING_NUMBER.match(text)
+    if not match:
+        return 0
+    value, rest = float(match.group()), text[match.end():]
+    exponent = _SI_EXPONENTS.get(rest[:1], 0)
+    if exponent:
+        value *= 2 ** (exponent / 0.3) if rest[1:2] == "i" else 10**exponent
+    if not math.isfinite(value) or value <= 0:
+        return 0
+    return min(int(value), 2**64 - 1)
+
+
 def human(value: int | None, kind: Kind = "bytes") -> str:
     """A short decimal reading for reports: "3.73 GB", "128 MP", "3001", "unlimited"."""
     if value is None:

@@ -1,0 +1,121 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from magicktune import magick
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def read(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_parse_im7_version():
+    facts = magick.parse_version(read("im7/version.txt"))
+    assert facts["version"] == "7.1.1-11"
+    assert (facts["major"], facts["quantum_depth"], facts["hdri"], facts["openmp"]) == (7, 16, True, True)
+
+
+def test_parse_im6_version():
+    facts = magick.parse_version(read("im6/version.txt"))
+    assert (facts["major"], facts["quantum_depth"], facts["hdri"]) == (6, 16, False)
+    assert "png" in facts["delegates"]
+
+
+def test_parse_im7_list_resource():
+    limits = magick.parse_list_resource(read("im7/list-resource.txt"))
+    assert limits["list-length"] is None and limits["disk"] is None and limits["time"] is None
+    assert limits["memory"] == round(15.447 * 2**30)
+    assert limits["area"] == round(66.3442e9)
+    assert limits["width"] == round(461.169e15)
+    assert (limits["file"], limits["thread"], limits["throttle"]) == (768, 8, 0)
+
+
+def test_parse_im6_list_resource():
+    limits = magick.parse_list_resource(read("im6/list-resource.txt"))
+    assert limits == {
+        "width": 16_000, "height": 16_000, "list-length": None, "area": 128_000_000,
+        "memory": 256 * 2**20, "map": 512 * 2**20, "disk": 2**30, "file": limits["file"],
+        "thread": limits["thread"], "throttle": 0, "time": None,
+    }
+
+
+def test_parse_im7_list_policy():
+    rules = magick.parse_list_policy(read("im7/list-policy.txt"))
+    assert magick.policy_files(rules) == ["/etc/ImageMagick-7/policy.xml"]
+    caps = magick.resource_caps(rules)
+    assert caps["memory"] == (256 * 2**20, "/etc/ImageMagick-7/policy.xml")
+    assert "max-memory-request" not in caps
+    security = [r for r in rules if r.is_security_rule and not r.path.startswith("[")]
+    assert [(r.domain, r.rights, r.pattern) for r in security] == [
+        ("delegate", "None", "URL"), ("delegate", "None", "HTTPS"), ("delegate", "None", "HTTP"),
+        ("path", "None", "@*"), ("coder", "Read Write", "{GIF,JPEG,PNG,WEBP}"),
+    ]
+
+
+def test_first_file_naming_a_resource_wins():
+    text = ("Path: /a/policy.xml\n  Policy: Resource\n    name: memory\n    value: 8GiB\n"
+            "Path: /etc/policy.xml\n  Policy: Resource\n    name: memory\n    value: 256MiB\n"
+            "  Policy: Resource\n    name: disk\n    value: 1GiB\n")
+    caps = magick.resource_caps(magick.parse_list_policy(text))
+    assert caps == {"memory": (8 * 2**30, "/a/policy.xml"), "disk": (2**30, "/etc/policy.xml")}
+
+
+def test_caps_are_read_the_way_imagemagick_reads_them():
+    text = "Path: /p.xml\n  Policy: Resource\n    name: memory\n    value: 2gb\n" \
+           "  Policy: Resource\n    name: disk\n    value: unlimited\n"
+    assert magick.resource_caps(magick.parse_list_policy(text)) == {"memory": (2, "/p.xml"), "disk": (0, "/p.xml")}
+
+
+def test_find_the_real_imagemagick():
+    im = magick.find()
+    assert im.major in (6, 7)
+    assert im.quantum_depth in (8, 16, 32)
+    assert im.bytes_per_pixel in (4, 8, 16)
+    limits = im.resources()
+    assert {"memory", "map", "disk", "area", "list-length"} <= limits.keys()
+    rules = im.policy_rules()
+    assert all(isinstance(r, magick.PolicyRule) for r in rules)
+
+
+def test_a_binary_that_is_not_imagemagick_is_refused(tmp_path):
+    fake = tmp_path / "convert"
+    fake.write_text("#!/bin/sh\necho 'Invalid Parameter - -version'\nexit 4\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(magick.ImageMagickNotFound, match="apt-get install imagemagick"):
+        magick.find(fake)
+
+
+def test_missing_imagemagick_names_the_install_commands(tmp_path, monkeypatch):
+    fake = tmp_path / "convert"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(magick.ENV_OVERRIDE, raising=False)
+    with pytest.raises(magick.ImageMagickNotFound) as error:
+        magick.find()
+    message = str(error.value)
+    assert "apt-get install imagemagick" in message and "brew install" in message and "conda install" in message
+    assert str(fake) in message
+
+
+def test_env_override_chooses_the_binary(monkeypatch):
+    real = magick.find()
+    monkeypatch.setenv(magick.ENV_OVERRIDE, real.convert[-1] if real.major == 6 else real.convert[0])
+    assert magick.find().version == real.version
+
+
+def test_debian_versioned_name_is_found(tmp_path, monkeypatch):
+    real = Path("/usr/bin/convert-im6.q16")
+    if not real.exists():
+        pytest.skip("Debian's convert-im6.q16 is not installed here")
+    os.symlink(real, tmp_path / "convert-im6.q16")
+    os.symlink("/usr/bin/identify-im6.q16", tmp_path / "identify-im6.q16")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(magick.ENV_OVERRIDE, raising=False)
+    im = magick.find()
+    assert im.convert == (str(tmp_path / "convert-im6.q16"),)
+    assert im.identify == (str(tmp_path / "identify-im6.q16"),)
