@@ -1,0 +1,419 @@
+"""Streaming animated-GIF encoder: ImageMagick quantizes and LZW-compresses frames in a pool, we write them in order."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import stat
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import BinaryIO, Callable, Union
+
+import numpy as np
+import wand.resource
+from wand.api import libmagick, library
+from wand.image import Image
+from wand.version import MAGICK_VERSION_NUMBER
+
+from .gif import DISPOSE_BACKGROUND, DISPOSE_NONE, GifFrame, GifWriter, delay_schedule, split_gif
+
+DITHERS = ("none", "floyd-steinberg", "riemersma")
+Progress = Callable[[int, Union[int, None]], None]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class EncodeError(RuntimeError):
+    """Encoding stopped; no output file was left behind."""
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    """What an encode produced: source frames, GIF frames after merging, file bytes, wall seconds."""
+
+    frames: int
+    gif_frames: int
+    bytes: int
+    seconds: float
+
+
+class _QuantizeInfo6(ctypes.Structure):
+    _fields_ = [
+        ("number_colors", ctypes.c_size_t),
+        ("tree_depth", ctypes.c_size_t),
+        ("dither", ctypes.c_int),
+        ("colorspace", ctypes.c_int),
+        ("measure_error", ctypes.c_int),
+        ("signature", ctypes.c_size_t),
+        ("dither_method", ctypes.c_int),
+    ]
+
+
+def _quantize_im6(image: Image, colors: int, dither_method: int) -> None:
+    """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
+    acquire = libmagick.AcquireQuantizeInfo
+    acquire.restype, acquire.argtypes = ctypes.POINTER(_QuantizeInfo6), [ctypes.c_void_p]
+    libmagick.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
+    libmagick.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
+    library.GetImageFromMagickWand.restype = ctypes.c_void_p
+    library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
+    info = acquire(None)
+    try:
+        info.contents.number_colors = colors
+        info.contents.dither = 1
+        info.contents.dither_method = dither_method
+        if not libmagick.QuantizeImage(info, library.GetImageFromMagickWand(image.wand)):
+            image.raise_exception()
+            raise EncodeError("ImageMagick QuantizeImage failed")
+    finally:
+        libmagick.DestroyQuantizeInfo(info)
+
+
+def quantize(image: Image, colors: int, dither: str) -> None:
+    """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
+    if MAGICK_VERSION_NUMBER >= 0x700:
+        image.quantize(colors, dither={"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
+    elif dither == "floyd-steinberg":
+        _quantize_im6(image, colors, 3)
+    else:
+        image.quantize(colors, dither=dither == "riemersma")
+
+
+def compress(pixels: np.ndarray, colors: int, dither: str, palette: np.ndarray | None = None) -> GifFrame:
+    """Quantize (or remap to `palette`, a 1xN RGBA image) and LZW-compress one frame with ImageMagick's GIF coder."""
+    with Image.from_array(np.ascontiguousarray(pixels)) as image:
+        if palette is None:
+            quantize(image, colors, dither)
+        else:
+            with Image.from_array(palette) as affinity:
+                image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
+        return split_gif(image.make_blob("gif"))
+
+
+def _binarize_alpha(src: np.ndarray) -> np.ndarray:
+    out = src.copy()
+    clear = src[..., 3] < 128
+    out[clear] = 0
+    out[~clear, 3] = 255
+    return out
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1)
+
+
+@dataclass
+class _Pending:
+    src: np.ndarray
+    transparent: bool
+    delay: int
+    last_index: int
+
+
+@dataclass
+class _InFlight:
+    future: Future
+    origin: tuple[int, int]
+    delay: int
+    disposal: int
+    first_index: int
+    last_index: int
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class GifEncoder:
+    """Encode frames to an animated GIF as they arrive; memory stays bounded and the file appears only when complete."""
+
+    def __init__(
+        self,
+        path: PathLike | BinaryIO,
+        size: tuple[int, int],
+        fps: float,
+        colors: int = 256,
+        dither: str = "none",
+        optimize: bool = True,
+        global_palette: bool = False,
+        loop: int | None = 0,
+        comment: str | None = None,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        total_frames: int | None = None,
+    ) -> None:
+        width, height = (int(v) for v in size)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"size must be positive, got {size!r}")
+        if not 2 <= colors <= 256:
+            raise ValueError(f"colors must be 2..256, got {colors}")
+        if dither not in DITHERS:
+            raise ValueError(f"dither must be one of {DITHERS}, got {dither!r}")
+        self.size = (width, height)
+        self.colors = colors
+        self.dither = dither
+        self.optimize = optimize
+        self.global_palette = global_palette
+        self.loop = loop
+        self.comment = comment
+        self.progress = progress
+        self.total_frames = total_frames
+        self.workers = workers or _cores()
+        self.stats: EncodeStats | None = None
+        self._delays = delay_schedule(fps)
+        self._started = time.perf_counter()
+        self._frames_in = 0
+        self._pending: _Pending | None = None
+        self._prev: _Pending | None = None
+        self._palette: np.ndarray | None = None
+        self._inflight: deque[_InFlight] = deque()
+        self._max_inflight = 2 * self.workers
+        self._writer: GifWriter | None = None
+        self._closed = False
+        self._path: str | None = None
+        self._tmp: str | None = None
+        if hasattr(path, "write"):
+            self._fp: BinaryIO = path  # type: ignore[assignment]
+        else:
+            self._path = os.path.abspath(os.fspath(path))
+            directory, name = os.path.split(self._path)
+            self._tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+            self._fp = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+        self._thread_limit = wand.resource.limits["thread"]
+        wand.resource.limits["thread"] = max(1, _cores() // self.workers)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+
+    def __enter__(self) -> GifEncoder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @property
+    def frames(self) -> int:
+        """Source frames added so far."""
+        return self._frames_in
+
+    def add_frame(self, frame: bytes | bytearray | memoryview | np.ndarray) -> None:
+        """Queue one RGBA bytes / (h, w, 4) or (h, w, 3) uint8 frame; finished frames are appended on the way."""
+        if self._closed:
+            raise ValueError("encoder is closed")
+        try:
+            src = self._as_rgba(frame)
+            delay = next(self._delays)
+            transparent = bool((src[..., 3] != 255).any())
+            index = self._frames_in
+            self._frames_in += 1
+            pending = self._pending
+            if pending is not None and self.optimize and np.array_equal(pending.src, src):
+                pending.delay += delay
+                pending.last_index = index
+                return
+            if pending is not None:
+                self._submit(pending, next_transparent=transparent)
+            self._pending = _Pending(src, transparent, delay, index)
+            while self._inflight and self._inflight[0].future.done():
+                self._write_head()
+        except BaseException:
+            self.abort()
+            raise
+
+    def close(self) -> EncodeStats:
+        """Encode what is queued, write the trailer and move the GIF into place."""
+        if self._closed:
+            if self.stats is None:
+                raise ValueError("encoder was aborted")
+            return self.stats
+        try:
+            if self._pending is None:
+                raise ValueError("no frames were added")
+            self._submit(self._pending, next_transparent=False)
+            self._pending = None
+            while self._inflight:
+                self._write_head()
+            assert self._writer is not None
+            self._writer.close()
+            self._fp.flush()
+            if self._tmp is not None:
+                os.fsync(self._fp.fileno())
+                self._fp.close()
+                os.replace(self._tmp, self._path)  # type: ignore[arg-type]
+                self._tmp = None
+        except BaseException:
+            self.abort()
+            raise
+        self.stats = EncodeStats(
+            self._frames_in, self._writer.frames_written, self._writer.bytes_written, time.perf_counter() - self._started
+        )
+        self._shutdown()
+        return self.stats
+
+    def abort(self) -> None:
+        """Stop, drop queued work and remove the temporary file; safe to call twice."""
+        if self._closed:
+            return
+        for item in self._inflight:
+            item.future.cancel()
+        self._inflight.clear()
+        self._pending = self._prev = None
+        self._shutdown()
+        if self._tmp is not None:
+            self._fp.close()
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        wand.resource.limits["thread"] = self._thread_limit
+
+    def _as_rgba(self, frame: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+        width, height = self.size
+        if isinstance(frame, (bytes, bytearray, memoryview)):
+            nbytes = memoryview(frame).nbytes
+            if nbytes != width * height * 4:
+                raise ValueError(f"frame has {nbytes} bytes, expected {width * height * 4} for {width}x{height} RGBA")
+            src = np.frombuffer(frame, np.uint8).reshape(height, width, 4)
+            return src if isinstance(frame, bytes) else src.copy()
+        array = np.asarray(frame)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[:2] != (height, width) or array.shape[2] not in (3, 4):
+            raise ValueError(
+                f"frame must be uint8 of shape ({height}, {width}, 4) or ({height}, {width}, 3), "
+                f"got {array.dtype} {array.shape}"
+            )
+        if array.shape[2] == 3:
+            rgba = np.empty((height, width, 4), np.uint8)
+            rgba[..., :3] = array
+            rgba[..., 3] = 255
+            return rgba
+        return np.array(array, copy=True, order="C")
+
+    def _submit(self, frame: _Pending, next_transparent: bool) -> None:
+        prev = self._prev
+        full = not self.optimize or prev is None or prev.transparent or frame.transparent or next_transparent
+        disposal = DISPOSE_BACKGROUND if frame.transparent or next_transparent else DISPOSE_NONE
+        if frame.transparent:
+            origin, pixels = (0, 0), _binarize_alpha(frame.src)
+        elif full:
+            origin, pixels = (0, 0), frame.src[..., :3]
+        else:
+            assert prev is not None
+            changed = frame.src.view(np.uint32)[..., 0] != prev.src.view(np.uint32)[..., 0]
+            x0, y0, x1, y1 = _bbox(changed)
+            origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
+            if changed.all():
+                pixels = crop[..., :3]
+            else:
+                pixels = crop.copy()
+                pixels[~changed] = 0
+        if self._writer is None:
+            self._start(pixels)
+        future = self._pool.submit(compress, pixels, self.colors, self.dither, self._palette)
+        first_index = prev.last_index + 1 if prev is not None else 0
+        self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
+        self._prev = frame
+        while len(self._inflight) > self._max_inflight:
+            self._write_head()
+
+    def _start(self, first_pixels: np.ndarray) -> None:
+        global_table = None
+        if self.global_palette:
+            with Image.from_array(np.ascontiguousarray(first_pixels)) as image:
+                quantize(image, self.colors - 1, "none")
+                count = image.colors
+                first = split_gif(image.make_blob("gif"))
+            rgb = np.frombuffer(first.palette, np.uint8).reshape(-1, 3)[:count]
+            rgb = rgb[[i for i in range(count) if i != first.transparency]]
+            self._palette = np.zeros((1, len(rgb) + 1, 4), np.uint8)
+            self._palette[0, :-1, :3] = rgb
+            self._palette[0, :-1, 3] = 255
+            global_table = self._palette[0, :, :3].tobytes()
+        self._writer = GifWriter(self._fp, self.size, loop=self.loop, comment=self.comment, global_palette=global_table)
+
+    def _write_head(self) -> None:
+        item = self._inflight.popleft()
+        try:
+            frame = item.future.result()
+        except Exception as exc:
+            where = (
+                f"frame {item.first_index}"
+                if item.first_index == item.last_index
+                else f"frames {item.first_index}-{item.last_index}"
+            )
+            raise EncodeError(f"encoding {where} failed: {type(exc).__name__}: {exc}") from exc
+        assert self._writer is not None
+        self._writer.write_frame(replace(frame, rect=(*item.origin, *frame.rect[2:])), item.delay, item.disposal)
+        if self.progress is not None:
+            self.progress(item.last_index + 1, self.total_frames)
+
+
+def _read_exact(fp: BinaryIO, size: int) -> bytes:
+    data = fp.read(size)
+    if not data or len(data) == size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = fp.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def encode_stream(
+    source: BinaryIO | PathLike,
+    output: PathLike | BinaryIO,
+    size: tuple[int, int],
+    fps: float,
+    progress: Progress | None = None,
+    **options,
+) -> EncodeStats:
+    """Encode a raw RGBA frame stream (a file, a path, or '-' for stdin) to an animated GIF at `output`."""
+    width, height = size
+    frame_bytes = width * height * 4
+    if hasattr(source, "read"):
+        fp, owned = source, False
+    elif os.fspath(source) == "-":
+        fp, owned = sys.stdin.buffer, False
+    else:
+        fp, owned = open(source, "rb"), True
+    try:
+        total = None
+        try:
+            info = os.fstat(fp.fileno())  # type: ignore[union-attr]
+            if stat.S_ISREG(info.st_mode):
+                total = max(0, info.st_size - fp.tell()) // frame_bytes  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            pass
+        with GifEncoder(output, size, fps, progress=progress, total_frames=total, **options) as encoder:
+            while True:
+                data = _read_exact(fp, frame_bytes)  # type: ignore[arg-type]
+                if not data:
+                    break
+                if len(data) < frame_bytes:
+                    raise EncodeError(
+                        f"truncated input: frame {encoder.frames} has {len(data)} of {frame_bytes} bytes "
+                        f"({width}x{height} RGBA)"
+                    )
+                encoder.add_frame(data)
+        assert encoder.stats is not None
+        return encoder.stats
+    finally:
+        if owned:
+            fp.close()
