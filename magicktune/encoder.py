@@ -22,6 +22,11 @@ from wand.version import MAGICK_VERSION_NUMBER
 from .gif import DISPOSE_BACKGROUND, DISPOSE_NONE, GifFrame, GifWriter, delay_schedule, split_gif
 
 DITHERS = ("none", "floyd-steinberg", "riemersma")
+# Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
+# measured 0.80-0.98 on line plots (transparency 3-17x smaller), 0.00-0.01 on scatter and imshow (5-15% larger).
+STATIC_DETAIL_FOR_TRANSPARENCY = 0.3
+# IM's automatic depth for 256 RGB colours is 6; 5 matched `convert -layers OptimizePlus` in size at higher PSNR.
+DEFAULT_TREEDEPTH = 5
 Progress = Callable[[int, Union[int, None]], None]
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -52,7 +57,7 @@ class _QuantizeInfo6(ctypes.Structure):
     ]
 
 
-def _quantize_im6(image: Image, colors: int, dither_method: int) -> None:
+def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
     """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
     acquire = libmagick.AcquireQuantizeInfo
     acquire.restype, acquire.argtypes = ctypes.POINTER(_QuantizeInfo6), [ctypes.c_void_p]
@@ -63,6 +68,7 @@ def _quantize_im6(image: Image, colors: int, dither_method: int) -> None:
     info = acquire(None)
     try:
         info.contents.number_colors = colors
+        info.contents.tree_depth = treedepth
         info.contents.dither = 1
         info.contents.dither_method = dither_method
         if not libmagick.QuantizeImage(info, library.GetImageFromMagickWand(image.wand)):
@@ -72,21 +78,23 @@ def _quantize_im6(image: Image, colors: int, dither_method: int) -> None:
         libmagick.DestroyQuantizeInfo(info)
 
 
-def quantize(image: Image, colors: int, dither: str) -> None:
+def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
     """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
     if MAGICK_VERSION_NUMBER >= 0x700:
-        image.quantize(colors, dither={"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
+        image.quantize(colors, treedepth=treedepth, dither={"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
     elif dither == "floyd-steinberg":
-        _quantize_im6(image, colors, 3)
+        _quantize_im6(image, colors, 3, treedepth)
     else:
-        image.quantize(colors, dither=dither == "riemersma")
+        image.quantize(colors, treedepth=treedepth, dither=dither == "riemersma")
 
 
-def compress(pixels: np.ndarray, colors: int, dither: str, palette: np.ndarray | None = None) -> GifFrame:
+def compress(
+    pixels: np.ndarray, colors: int, dither: str, palette: np.ndarray | None = None, treedepth: int = 0
+) -> GifFrame:
     """Quantize (or remap to `palette`, a 1xN RGBA image) and LZW-compress one frame with ImageMagick's GIF coder."""
     with Image.from_array(np.ascontiguousarray(pixels)) as image:
         if palette is None:
-            quantize(image, colors, dither)
+            quantize(image, colors, dither, treedepth)
         else:
             with Image.from_array(palette) as affinity:
                 image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
@@ -99,6 +107,14 @@ def _binarize_alpha(src: np.ndarray) -> np.ndarray:
     out[clear] = 0
     out[~clear, 3] = 255
     return out
+
+
+def _static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
+    """Share of the crop's colour edges that lie between unchanged pixels: what diff transparency would save."""
+    colour = crop.view(np.uint32)[..., 0]
+    edges = colour[:, 1:] != colour[:, :-1]
+    static = edges & ~changed[:, 1:] & ~changed[:, :-1]
+    return float(static.sum()) / max(1, int(edges.sum()))
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -147,6 +163,7 @@ class GifEncoder:
         loop: int | None = 0,
         comment: str | None = None,
         workers: int | None = None,
+        treedepth: int = DEFAULT_TREEDEPTH,
         progress: Progress | None = None,
         total_frames: int | None = None,
     ) -> None:
@@ -161,6 +178,7 @@ class GifEncoder:
         self.colors = colors
         self.dither = dither
         self.optimize = optimize
+        self.treedepth = treedepth
         self.global_palette = global_palette
         self.loop = loop
         self.comment = comment
@@ -315,14 +333,14 @@ class GifEncoder:
             changed = frame.src.view(np.uint32)[..., 0] != prev.src.view(np.uint32)[..., 0]
             x0, y0, x1, y1 = _bbox(changed)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
-            if changed.all():
+            if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
                 pixels = crop[..., :3]
             else:
                 pixels = crop.copy()
                 pixels[~changed] = 0
         if self._writer is None:
             self._start(pixels)
-        future = self._pool.submit(compress, pixels, self.colors, self.dither, self._palette)
+        future = self._pool.submit(compress, pixels, self.colors, self.dither, self._palette, self.treedepth)
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame
