@@ -38,6 +38,7 @@ _SECONDS = {"": 1, "s": 1, "m": 60, "sec": 1, "second": 1, "seconds": 1, "min": 
 _NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*"
 _TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)")
 _SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)")
+_NOUNS = {"bytes": "size", "pixels": "pixel size", "count": "count", "seconds": "time"}
 _WORDS_FOR_UNLIMITED = {"unlimited", "none", "inf", "infinity", "max"}
 
 
@@ -81,7 +82,7 @@ def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = 
         match = _SIZE.fullmatch(text)
         if not match or match.group("unit") not in ("", _UNIT_LETTER[kind]) or (
                 match.group("binary") and not match.group("prefix")):
-            raise ValueError(f"{kind} size {value!r} not understood: use {_forms(kind)}")
+            raise ValueError(f"{_NOUNS[kind]} {value!r} not understood: use {_forms(kind)}")
         number, scale = match.group("number"), _scale(match.group("prefix"), match.group("binary"))
     amount = float(number) * scale
     if not math.isfinite(amount):
@@ -138,9 +139,8 @@ def from_magick(text: str, kind: Kind = "bytes") -> int | None:
         if not match or match.group(2) not in _SECONDS:
             raise ValueError(f"ImageMagick printed a time this parser does not know: {text!r}")
         return round(float(match.group(1)) * _SECONDS[match.group(2)])
-    unit = _UNIT_LETTER[kind].upper()
-    if unit and text.endswith(unit):
-        text = text[: -len(unit)]
+    if text[-1:] in ("B", "P"):  # the unit; IM prints counts as bytes ("701B") and small areas as "32000P"
+        text = text[:-1]
     match = re.fullmatch(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)([kKMGTPE])?(i)?", text)
     if not match:
         raise ValueError(f"ImageMagick printed a {kind} value this parser does not know: {text!r}")

@@ -93,6 +93,7 @@ def test_to_magick_forms(value, kind, expected):
         ("461.169PP", "pixels", 461_169 * 10**12),
         ("unlimited", "count", None),
         ("15000", "count", 15000),
+        ("701B", "count", 701),
         ("10 minutes", "seconds", 600),
     ],
 )

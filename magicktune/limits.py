@@ -1,0 +1,235 @@
+"""Apply ImageMagick resource limits the way ImageMagick obeys them.
+
+A MAGICK_*_LIMIT variable can only lower a limit that a policy.xml caps, and a policy value can only
+lower a limit below ImageMagick's built-in default. So every requested limit is set as its variable,
+and those a policy caps are also restated in a private policy.xml put first on MAGICK_CONFIGURE_PATH:
+ImageMagick then starts with min(variable, our policy) = the requested value, while the system's
+security rules, loaded after our file, stay in force.
+
+This changes the process environment (os.environ), so it is process-wide, not thread-local; it reaches
+every ImageMagick started afterwards, not an in-process Wand that has already loaded its policies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from . import magick, policy, units
+
+CONFIGURE_PATH = "MAGICK_CONFIGURE_PATH"
+TEMPORARY_PATH = "MAGICK_TEMPORARY_PATH"
+
+
+class LimitsWarning(UserWarning):
+    """A requested limit that cannot take effect, or one that exceeds what the machine has."""
+
+
+def env_name(resource: str) -> str:
+    """MAGICK_LIST_LENGTH_LIMIT for "list-length"."""
+    return f"MAGICK_{resource.upper().replace('-', '_')}_LIMIT"
+
+
+@dataclass
+class AppliedLimits:
+    """What `apply` changed, so that `restore` can put it back exactly."""
+
+    requested: dict[str, int | None]
+    temporary_path: str | None
+    via_environment: list[str]
+    via_policy: list[str]
+    policy_dir: Path | None
+    saved: dict[str, str | None] = field(repr=False)
+    environ: MutableMapping[str, str] = field(repr=False)
+    restored: bool = field(default=False, repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """The variables this application set, as `export` would show them."""
+        names = [env_name(r) for r in self.requested] + [TEMPORARY_PATH, CONFIGURE_PATH]
+        return {name: self.environ[name] for name in names if name in self.environ and name in self.saved}
+
+
+def parse_request(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
+                  thread=None, time=None, file=None, throttle=None, *,
+                  temporary_path: str | os.PathLike | None = None) -> dict[str, int | None]:
+    """Read keyword limits into {resource: value}; "50%" of RAM for memory and map, of free temp disk for disk."""
+    requested = {"memory": memory, "map": map, "disk": disk, "area": area, "width": width, "height": height,
+                 "list-length": list_length, "thread": thread, "time": time, "file": file, "throttle": throttle}
+    ram = psutil.virtual_memory().total
+    wholes = {"memory": ram, "map": ram, "disk": _free_space(temporary_path or tempfile.gettempdir())}
+    parsed = {}
+    for name, value in requested.items():
+        if value is None:
+            continue
+        try:
+            parsed[name] = units.parse(value, units.RESOURCE_KINDS[name], whole=wholes.get(name))
+        except ValueError as error:
+            raise ValueError(f"{name.replace('-', '_')}: {error}") from None
+    return parsed
+
+
+def apply(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
+          thread=None, time=None, file=None, throttle=None, *, temporary_path: str | os.PathLike | None = None,
+          imagemagick: magick.ImageMagick | None = None, environ: MutableMapping[str, str] | None = None,
+          verify: bool = True) -> AppliedLimits:
+    """Set these limits for every ImageMagick started from now on; undo with `restore`.
+
+    Sizes take units.parse forms ("10GB", "8GiB", "50%", "unlimited"). `verify` asks ImageMagick
+    afterwards and warns about any limit that is not in force.
+    """
+    environ = os.environ if environ is None else environ
+    requested = parse_request(memory, map, disk, area, width, height, list_length, thread, time, file,
+                              throttle, temporary_path=temporary_path)
+    temp = None if temporary_path is None else _checked_temporary_path(temporary_path)
+    im = imagemagick or magick.find()
+    rules = im.policy_rules(env=environ)
+    caps = magick.resource_caps(rules)
+    policy_names_temp = any(r.domain == "resource" and r.name == "temporary-path" for r in rules)
+    via_policy = [name for name in requested if name in caps]
+    _warn_beyond_machine(requested, temp)
+    _warn_if_wand_loaded()
+
+    touched = [env_name(name) for name in requested] + [TEMPORARY_PATH, CONFIGURE_PATH]
+    saved = {name: environ.get(name) for name in touched}
+    policy_dir = None
+    try:
+        for name, value in requested.items():
+            environ[env_name(name)] = units.to_magick(value, units.RESOURCE_KINDS[name])
+        if temp is not None:
+            environ[TEMPORARY_PATH] = temp
+        if via_policy or (temp is not None and policy_names_temp):
+            policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-"))
+            text = policy.render({name: requested[name] for name in via_policy},
+                                 temporary_path=temp if policy_names_temp else None,
+                                 comment="magicktune override: restates resource limits only; every other "
+                                         "rule comes from the policy files loaded after this one.")
+            policy.write(policy_dir, text, private=True)
+            previous = environ.get(CONFIGURE_PATH)
+            environ[CONFIGURE_PATH] = os.pathsep.join(filter(None, [str(policy_dir), previous]))
+    except BaseException:
+        _restore_environment(environ, saved)
+        if policy_dir is not None:
+            shutil.rmtree(policy_dir, ignore_errors=True)
+        raise
+    applied = AppliedLimits(requested, temp, [name for name in requested if name not in caps], via_policy,
+                            policy_dir, saved, environ)
+    if verify:
+        _warn_if_not_in_force(applied, im)
+    return applied
+
+
+def restore(applied: AppliedLimits) -> None:
+    """Put back every variable `apply` changed and remove its policy directory. Safe to call twice."""
+    if applied.restored:
+        return
+    _restore_environment(applied.environ, applied.saved)
+    if applied.policy_dir is not None:
+        shutil.rmtree(applied.policy_dir, ignore_errors=True)
+    applied.restored = True
+
+
+@contextmanager
+def limits(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
+           thread=None, time=None, file=None, throttle=None, *, temporary_path: str | os.PathLike | None = None,
+           imagemagick: magick.ImageMagick | None = None, verify: bool = True) -> Iterator[AppliedLimits]:
+    """`with limits(memory="10GB", disk="50GB"): ani.save(..., writer="imagemagick")` — restored on exit.
+
+    Nests; changes os.environ for the whole process while active (not thread-local).
+    """
+    applied = apply(memory, map, disk, area, width, height, list_length, thread, time, file, throttle,
+                    temporary_path=temporary_path, imagemagick=imagemagick, verify=verify)
+    try:
+        yield applied
+    finally:
+        restore(applied)
+
+
+def _restore_environment(environ: MutableMapping[str, str], saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+
+
+def _checked_temporary_path(path: str | os.PathLike) -> str:
+    directory = Path(path).expanduser().resolve()
+    if not directory.is_dir():
+        raise ValueError(f"temporary_path {str(path)!r} is not a directory: create it or choose another")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"temporary_path {str(path)!r} is not writable: choose a directory you can write to")
+    return str(directory)
+
+
+def _free_space(directory: str | os.PathLike) -> int | None:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
+def _warn_beyond_machine(requested: dict[str, int | None], temp: str | None) -> None:
+    ram = psutil.virtual_memory().total
+    memory = requested.get("memory")
+    if memory is not None and memory > ram:
+        warnings.warn(f"memory limit {units.human(memory)} is more than this machine's "
+                      f"{units.human(ram)} of RAM: ImageMagick may swap or be killed before it reaches it",
+                      LimitsWarning, stacklevel=_caller_level())
+    disk, free = requested.get("disk"), _free_space(temp or tempfile.gettempdir())
+    if disk is not None and free is not None and disk > free:
+        warnings.warn(f"disk limit {units.human(disk)} is more than the {units.human(free)} free in "
+                      f"{temp or tempfile.gettempdir()}: a spilled pixel cache would fill it",
+                      LimitsWarning, stacklevel=_caller_level())
+
+
+def _wand_started() -> bool:
+    """True once MagickWandGenesis has run in this process (policy.xml and limits are then fixed)."""
+    api = sys.modules.get("wand.api")
+    started = getattr(getattr(api, "library", None), "IsMagickWandInstantiated", None)
+    return bool(started and started())
+
+
+def _warn_if_wand_loaded() -> None:
+    if _wand_started():
+        warnings.warn("Wand has started ImageMagick in this process: it read policy.xml and the "
+                      "MAGICK_*_LIMIT variables at start-up, so these limits reach only ImageMagick "
+                      "processes started from now on (use wand.resource.limits to lower in-process limits)",
+                      LimitsWarning, stacklevel=_caller_level())
+
+
+def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> None:
+    in_force = im.resources(env=applied.environ)
+    for name, wanted in applied.requested.items():
+        got = in_force.get(name, wanted)
+        if not _same_limit(got, wanted, units.RESOURCE_KINDS[name]):
+            warnings.warn(f"{name} limit {units.human(wanted, units.RESOURCE_KINDS[name])} did not take effect: "
+                          f"ImageMagick reports {units.human(got, units.RESOURCE_KINDS[name])}",
+                          LimitsWarning, stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The stacklevel that points a warning at the first frame outside magicktune (and contextlib)."""
+    frame, level = sys._getframe(1), 1
+    package = str(Path(__file__).parent)
+    while frame is not None and (frame.f_code.co_filename.startswith(package)
+                                 or frame.f_code.co_filename.endswith("contextlib.py")):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _same_limit(got: int | None, wanted: int | None, kind: units.Kind) -> bool:
+    """Compare through -list resource's rounding (it prints about six significant digits)."""
+    if wanted is None or got is None:
+        return wanted == got
+    if kind == "count" and wanted >= 2**62:
+        return True
+    return abs(got - wanted) <= max(1, wanted) * 1e-5
