@@ -26,7 +26,7 @@ class GifFrame:
 
 
 def delay_schedule(fps: float) -> Iterator[int]:
-    """Per-frame delays in cs that keep the running total on exact time (30 fps -> 3, 3, 4, ...), never below 2."""
+    """Per-frame delays in cs whose running total is the exact time truncated (30 fps -> 3, 3, 4, ...), never below 2."""
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
     step = Fraction(100) / Fraction(fps)
@@ -34,7 +34,7 @@ def delay_schedule(fps: float) -> Iterator[int]:
     emitted = 0
     while True:
         exact += step
-        delay = max(MIN_DELAY_CS, math.floor(exact + Fraction(1, 2)) - emitted)
+        delay = max(MIN_DELAY_CS, math.floor(exact) - emitted)
         emitted += delay
         yield delay
 

@@ -1,0 +1,120 @@
+"""matplotlib movie writers: writer='magicktune' streams frames into GifEncoder; importing this module registers it."""
+
+from __future__ import annotations
+
+import contextlib
+from io import BytesIO
+from typing import Any, Iterator
+
+import matplotlib as mpl
+from matplotlib import animation
+from matplotlib.animation import AbstractMovieWriter
+
+from .encoder import EncodeStats, GifEncoder
+
+_OPTIONS = {"colors": int, "dither": str, "optimize": bool, "global_palette": bool, "loop": int, "workers": int, "treedepth": int}
+
+
+def _parse_value(kind: type, text: str) -> Any:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"expected a boolean, got {text!r}")
+        return lowered in ("1", "true", "yes", "on")
+    return kind(text)
+
+
+def parse_extra_args(extra_args: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
+    """Read Animation.save(extra_args=['colors=128', 'dither=riemersma', ...]) into GifEncoder options."""
+    options: dict[str, Any] = {}
+    for arg in extra_args or ():
+        key, sep, value = str(arg).partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not sep or key not in _OPTIONS:
+            raise ValueError(f"extra_args entries must be key=value with key in {sorted(_OPTIONS)}, got {arg!r}")
+        options[key] = _parse_value(_OPTIONS[key], value)
+    return options
+
+
+def metadata_comment(metadata: dict[str, Any] | None) -> str | None:
+    """matplotlib's movie metadata as a GIF comment, one 'key: value' line each."""
+    if not metadata:
+        return None
+    return "\n".join(f"{key}: {value}" for key, value in metadata.items())
+
+
+@animation.writers.register("magicktune")
+class MagickTuneWriter(AbstractMovieWriter):
+    """Animated GIF writer that quantizes frames in ImageMagick while matplotlib renders the next ones."""
+
+    def __init__(
+        self,
+        fps: float = 5,
+        metadata: dict[str, Any] | None = None,
+        codec: str | None = None,
+        bitrate: int | None = None,
+        extra_args: list[str] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown MagickTuneWriter options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+        self.options = {**parse_extra_args(extra_args), **options}
+        self.stats: EncodeStats | None = None
+        self._encoder: GifEncoder | None = None
+
+    @classmethod
+    def isAvailable(cls) -> bool:
+        return True
+
+    def _supports_transparency(self) -> bool:
+        return True
+
+    def setup(self, fig, outfile, dpi=None) -> None:
+        super().setup(fig, outfile, dpi=dpi)
+        self._size_inches = tuple(fig.get_size_inches())
+        self.stats = None
+        self._encoder = GifEncoder(
+            outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata), **self.options
+        )
+
+    def grab_frame(self, **savefig_kwargs) -> None:
+        for key in ("dpi", "bbox_inches", "format"):
+            if key in savefig_kwargs:
+                raise TypeError(f"grab_frame got an unexpected keyword argument {key!r}")
+        assert self._encoder is not None, "setup() was not called"
+        self.fig.set_size_inches(*self._size_inches)
+        buf = BytesIO()
+        self.fig.savefig(buf, **{**savefig_kwargs, "format": "rgba", "dpi": self.dpi})
+        self._encoder.add_frame(buf.getvalue())
+
+    def finish(self) -> None:
+        """Wait for the pool, write the trailer and move the GIF into place."""
+        if self._encoder is not None:
+            self.stats = self._encoder.close()
+            self._encoder = None
+
+    def abort(self) -> None:
+        """Drop the half-written GIF."""
+        if self._encoder is not None:
+            self._encoder.abort()
+            self._encoder = None
+
+    @contextlib.contextmanager
+    def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[MagickTuneWriter]:
+        """Like AbstractMovieWriter.saving, but an exception aborts instead of finishing a partial file."""
+        self.setup(fig, outfile, dpi, *args, **kwargs)
+        with mpl.rc_context({"savefig.bbox": None}):
+            try:
+                yield self
+            except BaseException:
+                self.abort()
+                raise
+        self.finish()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# writer='imagemagick_tuned': an ImageMagickWriter subclass that runs `convert` under magicktune.limits, sized by
+# magicktune.profile's plan. Not built yet; it goes here, registered with animation.writers.register(...).
+# ---------------------------------------------------------------------------------------------------------------
