@@ -89,16 +89,28 @@ def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None
 
 
 def compress(
-    pixels: np.ndarray, colors: int, dither: str, palette: np.ndarray | None = None, treedepth: int = 0
+    pixels: np.ndarray,
+    colors: int,
+    dither: str,
+    palette: np.ndarray | None = None,
+    treedepth: int = 0,
+    spare_transparent: bool = False,
 ) -> GifFrame:
-    """Quantize (or remap to `palette`, a 1xN RGBA image) and LZW-compress one frame with ImageMagick's GIF coder."""
+    """Quantize (or remap to `palette`, a 1xN RGBA image) and LZW-compress one frame with ImageMagick's GIF coder.
+
+    `spare_transparent` declares an unused colour transparent, so decoders that fix their canvas mode from the
+    first frame (Pillow) keep an alpha channel, and restore-to-background clears to transparent, not to a colour.
+    """
     with Image.from_array(np.ascontiguousarray(pixels)) as image:
         if palette is None:
-            quantize(image, colors, dither, treedepth)
+            quantize(image, min(colors, 255) if spare_transparent else colors, dither, treedepth)
         else:
             with Image.from_array(palette) as affinity:
                 image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
-        return split_gif(image.make_blob("gif"))
+        frame = split_gif(image.make_blob("gif"))
+        if spare_transparent and frame.transparency is None and palette is None and image.colors < 256:
+            frame = replace(frame, palette=frame.palette[: 3 * image.colors] + bytes(3), transparency=image.colors)
+        return frame
 
 
 def _binarize_alpha(src: np.ndarray) -> np.ndarray:
@@ -340,7 +352,10 @@ class GifEncoder:
                 pixels[~changed] = 0
         if self._writer is None:
             self._start(pixels)
-        future = self._pool.submit(compress, pixels, self.colors, self.dither, self._palette, self.treedepth)
+        spare = prev is None or disposal == DISPOSE_BACKGROUND
+        future = self._pool.submit(
+            compress, pixels, self.colors, self.dither, self._palette, self.treedepth, spare
+        )
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame

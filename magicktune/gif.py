@@ -68,36 +68,38 @@ def _skip_sub_blocks(blob: bytes, pos: int) -> int:
             return pos
 
 
-def split_gif(blob: bytes) -> GifFrame:
-    """Take apart the first image of a GIF blob (as ImageMagick's make_blob('gif') writes it) without decoding."""
+def iter_frames(blob: bytes) -> Iterator[tuple[GifFrame, int, int]]:
+    """Each image of a GIF blob as (frame, delay in cs, disposal), without decoding the LZW data."""
     try:
         if blob[:6] not in (b"GIF87a", b"GIF89a"):
             raise ValueError("not a GIF blob")
         flags = blob[10]
         pos = 13
-        palette = b""
+        global_table = b""
         if flags & 0x80:
-            palette = blob[pos : pos + 3 * (2 << (flags & 7))]
-            pos += len(palette)
-        transparency = None
-        while True:
+            global_table = blob[pos : pos + 3 * (2 << (flags & 7))]
+            pos += len(global_table)
+        transparency, delay, disposal = None, 0, 0
+        while blob[pos] != 0x3B:
             introducer = blob[pos]
             if introducer == 0x21:
-                label = blob[pos + 1]
-                if label == 0xF9 and blob[pos + 2] == 4 and blob[pos + 3] & 1:
-                    transparency = blob[pos + 6]
+                if blob[pos + 1] == 0xF9 and blob[pos + 2] == 4:
+                    packed, delay = blob[pos + 3], blob[pos + 4] | blob[pos + 5] << 8
+                    disposal = packed >> 2 & 7
+                    transparency = blob[pos + 6] if packed & 1 else None
                 pos = _skip_sub_blocks(blob, pos + 2)
             elif introducer == 0x2C:
                 left, top, width, height, iflags = struct.unpack_from("<4HB", blob, pos + 1)
                 pos += 10
+                palette = global_table
                 if iflags & 0x80:
                     palette = blob[pos : pos + 3 * (2 << (iflags & 7))]
                     pos += len(palette)
-                min_code_size = blob[pos]
-                end = _skip_sub_blocks(blob, pos + 1)
                 if not palette:
                     raise ValueError("GIF image has no colour table")
-                return GifFrame(
+                min_code_size = blob[pos]
+                end = _skip_sub_blocks(blob, pos + 1)
+                frame = GifFrame(
                     palette=bytes(palette),
                     transparency=transparency,
                     rect=(left, top, width, height),
@@ -105,10 +107,20 @@ def split_gif(blob: bytes) -> GifFrame:
                     lzw_blocks=blob[pos + 1 : end],
                     interlaced=bool(iflags & 0x40),
                 )
+                yield frame, delay, disposal
+                pos = end
+                transparency, delay, disposal = None, 0, 0
             else:
                 raise ValueError(f"unexpected GIF block 0x{introducer:02x} at byte {pos}")
     except IndexError:
         raise ValueError("truncated GIF blob") from None
+
+
+def split_gif(blob: bytes) -> GifFrame:
+    """Take apart the first image of a GIF blob (as ImageMagick's make_blob('gif') writes it) without decoding."""
+    for frame, _, _ in iter_frames(blob):
+        return frame
+    raise ValueError("GIF blob holds no image")
 
 
 def _sub_blocks(data: bytes) -> bytes:

@@ -1,0 +1,293 @@
+"""GifEncoder and encode_stream on real ImageMagick, checked by decoding the GIFs with Pillow."""
+
+import io
+import os
+import subprocess
+import tracemalloc
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageSequence
+
+import magicktune.encoder as encoder_module
+from magicktune.encoder import EncodeError, GifEncoder, encode_stream
+from magicktune.gif import iter_frames
+
+W, H = 64, 48
+
+
+def decode(path):
+    """Composited RGBA frames (Pillow honours disposal), their durations in ms, and the loop count."""
+    image = PILImage.open(path)
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(image):
+        frames.append(np.asarray(frame.convert("RGBA")))
+        durations.append(frame.info["duration"])
+    return frames, durations, image.info.get("loop")
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def scene(count, width=W, height=H):
+    """Flat-colour frames: a static textured backdrop and a square moving across it."""
+    y, x = np.mgrid[0:height, 0:width]
+    backdrop = np.dstack([x * 255 // width, y * 255 // height, ((x // 4 + y // 4) % 2) * 200, np.full_like(x, 255)])
+    frames = []
+    for k in range(count):
+        frame = backdrop.astype(np.uint8)
+        left = (3 * k) % (width - 10)
+        frame[10:20, left : left + 10, :3] = (255, 40, 40)
+        frames.append(frame)
+    return frames
+
+
+def leftovers(directory):
+    return sorted(os.listdir(directory))
+
+
+def encode(path, frames, fps=30, **options):
+    with GifEncoder(path, (frames[0].shape[1], frames[0].shape[0]), fps, **options) as encoder:
+        for frame in frames:
+            encoder.add_frame(frame)
+    return encoder.stats
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"optimize": False},
+        {"global_palette": True},
+        {"dither": "floyd-steinberg"},
+        {"dither": "riemersma"},
+        {"colors": 16},
+        {"workers": 1},
+    ],
+)
+def test_frames_delays_loop_and_psnr(tmp_path, options):
+    source = scene(20)
+    out = tmp_path / "out.gif"
+    stats = encode(out, source, **options)
+    frames, durations, loop = decode(out)
+    assert len(frames) == 20 and stats.frames == 20 and stats.gif_frames == 20
+    assert stats.bytes == out.stat().st_size
+    assert frames[0].shape == (H, W, 4)
+    assert loop == 0
+    assert abs(sum(durations) - 20 / 30 * 1000) <= 10
+    floor = 20 if options.get("colors") == 16 else 30
+    assert min(psnr(got, want) for got, want in zip(frames, source)) > floor
+    assert leftovers(tmp_path) == ["out.gif"]
+
+
+def test_optimize_crops_and_shrinks(tmp_path):
+    source = scene(30, 160, 120)
+    small = encode(tmp_path / "a.gif", source)
+    full = encode(tmp_path / "b.gif", source, optimize=False)
+    assert small.bytes < full.bytes / 2
+    frames, _, _ = decode(tmp_path / "a.gif")
+    assert min(psnr(got, want) for got, want in zip(frames, source)) > 30
+
+
+def test_identical_frames_merge_keeping_play_time(tmp_path):
+    base = scene(3)
+    source = [base[0]] * 4 + [base[1]] * 3 + [base[2]]
+    stats = encode(tmp_path / "out.gif", source)
+    frames, durations, _ = decode(tmp_path / "out.gif")
+    assert stats.frames == 8 and stats.gif_frames == len(frames) == 3
+    assert abs(sum(durations) - 8 / 30 * 1000) <= 10
+    assert durations[0] > durations[2]
+    for got, want in zip(frames, base):
+        assert psnr(got, want) > 30
+
+
+def test_rgb_arrays_and_rgba_bytes_are_accepted(tmp_path):
+    source = scene(4)
+    with GifEncoder(tmp_path / "out.gif", (W, H), 10) as encoder:
+        encoder.add_frame(source[0][..., :3])
+        encoder.add_frame(source[1].tobytes())
+        encoder.add_frame(bytearray(source[2].tobytes()))
+        encoder.add_frame(source[3])
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert len(frames) == 4
+
+
+def test_transparent_frames_decode_transparent(tmp_path):
+    source = scene(12)
+    for k in range(4, 8):
+        source[k] = source[k].copy()
+        source[k][:, 50:] = 0
+        source[k][30:, :, 3] = 0
+    encode(tmp_path / "out.gif", source)
+    frames, _, _ = decode(tmp_path / "out.gif")
+    for got, want in zip(frames, source):
+        assert np.array_equal(got[..., 3] == 0, want[..., 3] == 0)
+        opaque = want[..., 3] == 255
+        assert psnr(got[opaque][:, :3], want[opaque][:, :3]) > 30
+
+
+def test_static_detail_gets_diff_transparency(tmp_path):
+    rng = np.random.default_rng(1)
+    backdrop = rng.integers(0, 4, (H, W, 1), dtype=np.uint8) * np.array([60, 40, 20, 0], np.uint8)
+    backdrop[..., 3] = 255
+    source = []
+    for k in range(10):
+        frame = backdrop.copy()
+        frame[2:6, 2 + k : 6 + k, :3] = 255
+        frame[40:44, 50 - k : 54 - k, :3] = 255
+        source.append(frame)
+    encode(tmp_path / "out.gif", source)
+    frames = [frame for frame, _, _ in iter_frames((tmp_path / "out.gif").read_bytes())]
+    assert all(frame.transparency is not None for frame in frames[1:])
+    assert all(frame.rect[2] < W for frame in frames[1:])
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert all(np.array_equal(got, want) for got, want in zip(frames, source))
+
+
+def test_wrong_frame_size_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="shape"):
+        with GifEncoder(tmp_path / "out.gif", (W, H), 30) as encoder:
+            encoder.add_frame(scene(1)[0])
+            encoder.add_frame(np.zeros((H, W + 1, 4), np.uint8))
+    with pytest.raises(ValueError, match="bytes"):
+        with GifEncoder(tmp_path / "out.gif", (W, H), 30) as encoder:
+            encoder.add_frame(b"\0" * 100)
+    with pytest.raises(ValueError, match="uint8"):
+        with GifEncoder(tmp_path / "out.gif", (W, H), 30) as encoder:
+            encoder.add_frame(np.zeros((H, W, 4), np.float32))
+    assert leftovers(tmp_path) == []
+
+
+def test_worker_failure_names_the_frame_and_leaves_nothing(tmp_path, monkeypatch):
+    real = encoder_module.compress
+    calls = []
+
+    def failing(pixels, *args):
+        calls.append(1)
+        if len(calls) == 6:
+            raise MemoryError("cache resources exhausted")
+        return real(pixels, *args)
+
+    monkeypatch.setattr(encoder_module, "compress", failing)
+    with pytest.raises(EncodeError, match=r"frame 5 failed: MemoryError: cache resources exhausted"):
+        encode(tmp_path / "out.gif", scene(30), workers=1)
+    assert leftovers(tmp_path) == []
+
+
+def test_keyboard_interrupt_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with GifEncoder(tmp_path / "out.gif", (W, H), 30) as encoder:
+            for k, frame in enumerate(scene(20)):
+                if k == 12:
+                    raise KeyboardInterrupt
+                encoder.add_frame(frame)
+    assert leftovers(tmp_path) == []
+
+
+def test_interrupt_in_progress_callback_leaves_nothing(tmp_path):
+    def progress(done, total):
+        if done >= 5:
+            raise KeyboardInterrupt
+
+    encoder = GifEncoder(tmp_path / "out.gif", (W, H), 30, progress=progress, workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        for frame in scene(40):
+            encoder.add_frame(frame)
+        encoder.close()
+    assert leftovers(tmp_path) == []
+
+
+def test_existing_output_survives_a_failed_encode(tmp_path):
+    out = tmp_path / "out.gif"
+    out.write_bytes(b"old")
+    with pytest.raises(ValueError):
+        with GifEncoder(out, (W, H), 30) as encoder:
+            encoder.add_frame(b"short")
+    assert out.read_bytes() == b"old"
+    assert leftovers(tmp_path) == ["out.gif"]
+
+
+def test_close_without_frames_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no frames"):
+        GifEncoder(tmp_path / "out.gif", (W, H), 30).close()
+    assert leftovers(tmp_path) == []
+
+
+def test_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="dither"):
+        GifEncoder(tmp_path / "out.gif", (W, H), 30, dither="ordered")
+    with pytest.raises(ValueError, match="colors"):
+        GifEncoder(tmp_path / "out.gif", (W, H), 30, colors=300)
+    assert leftovers(tmp_path) == []
+
+
+def test_encode_stream_from_path_with_progress(tmp_path):
+    source = scene(15)
+    raw = tmp_path / "frames.rgba"
+    raw.write_bytes(b"".join(frame.tobytes() for frame in source))
+    seen = []
+    stats = encode_stream(raw, tmp_path / "out.gif", (W, H), 30, progress=lambda done, total: seen.append((done, total)))
+    assert stats.frames == 15
+    assert seen[-1] == (15, 15)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    frames, durations, _ = decode(tmp_path / "out.gif")
+    assert len(frames) == 15 and abs(sum(durations) - 500) <= 10
+
+
+def test_encode_stream_from_pipe_and_stdin(tmp_path, monkeypatch):
+    data = b"".join(frame.tobytes() for frame in scene(6))
+    with subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+        proc.stdin.write(data)
+        proc.stdin.close()
+        stats = encode_stream(proc.stdout, tmp_path / "pipe.gif", (W, H), 30)
+    assert stats.frames == 6
+
+    class Stdin:
+        buffer = io.BytesIO(data)
+
+    monkeypatch.setattr("sys.stdin", Stdin)
+    assert encode_stream("-", tmp_path / "stdin.gif", (W, H), 30).frames == 6
+
+
+def test_truncated_stream_is_a_clear_error(tmp_path):
+    raw = tmp_path / "frames.rgba"
+    raw.write_bytes(b"".join(frame.tobytes() for frame in scene(5))[:-7])
+    with pytest.raises(EncodeError, match=r"truncated input: frame 4 has \d+ of 12288 bytes"):
+        encode_stream(raw, tmp_path / "out.gif", (W, H), 30)
+    assert leftovers(tmp_path) == ["frames.rgba"]
+
+
+def _peak_traced(count):
+    source = scene(64, 32, 32)
+    tracemalloc.start()
+    try:
+        with open(os.devnull, "wb") as sink, GifEncoder(sink, (32, 32), 30) as encoder:
+            for k in range(count):
+                encoder.add_frame(source[k % 64])
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_frame_count():
+    assert _peak_traced(3000) - _peak_traced(300) < 256 * 1024
+
+
+def test_not_larger_than_convert_optimizeplus_at_higher_psnr(tmp_path):
+    source = scene(20, 120, 90)
+    raw = b"".join(frame.tobytes() for frame in source)
+    subprocess.run(
+        ["convert", "-size", "120x90", "-depth", "8", "-delay", "3.33", "-loop", "0", "rgba:-",
+         "-layers", "OptimizePlus", str(tmp_path / "im.gif")],
+        input=raw, check=True,
+    )
+    ours = encode(tmp_path / "ours.gif", source)
+    assert ours.bytes <= (tmp_path / "im.gif").stat().st_size
+    im_frames, _, _ = decode(tmp_path / "im.gif")
+    our_frames, _, _ = decode(tmp_path / "ours.gif")
+    assert np.mean([psnr(a, b) for a, b in zip(our_frames, source)]) >= np.mean(
+        [psnr(a, b) for a, b in zip(im_frames, source)]
+    )
