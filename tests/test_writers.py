@@ -1,0 +1,155 @@
+"""writer='magicktune' through Animation.save, decoded with Pillow and compared with the figure's own frames."""
+
+import io
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib import animation
+from PIL import Image as PILImage
+from PIL import ImageSequence
+
+import magicktune.writers
+from magicktune.writers import MagickTuneWriter, parse_extra_args
+
+FRAMES = 12
+
+
+def decode(path):
+    image = PILImage.open(path)
+    frames = [np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
+    durations = [frame.info["duration"] for frame in ImageSequence.Iterator(PILImage.open(path))]
+    return frames, durations, image.info
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def rendered(fig, **savefig_kwargs):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="rgba", dpi=fig.dpi, **savefig_kwargs)
+    width, height = fig.canvas.get_width_height()
+    return np.frombuffer(buf.getvalue(), np.uint8).reshape(height, width, 4)
+
+
+def scatter_figure():
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(2.4, 1.8), dpi=50)
+    ax.set_xlim(-1.2, 1.2)
+    ax.set_ylim(-1.2, 1.2)
+    points = rng.normal(size=(200, 2)) * 0.5
+    colours = np.where(points[:, 0] > 0, "blue", "red")
+    scatter = ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.25, c=colours)
+
+    def update(i):
+        scatter.set_offsets(points * (1 - i / 30))
+        return (scatter,)
+
+    return fig, update
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_registered_on_import():
+    assert magicktune.writers is not None
+    assert animation.writers.is_available("magicktune")
+    assert animation.writers["magicktune"] is MagickTuneWriter
+
+
+@pytest.mark.parametrize("blit", [False, True])
+def test_func_animation_matches_rendered_frames(tmp_path, blit):
+    fig, update = scatter_figure()
+    expected = []
+    for i in range(FRAMES):
+        update(i)
+        expected.append(rendered(fig).copy())
+    anim = animation.FuncAnimation(fig, update, frames=FRAMES, blit=blit)
+    progress = []
+    out = tmp_path / "out.gif"
+    anim.save(out, writer="magicktune", fps=30, metadata={"title": "ring"},
+              progress_callback=lambda i, n: progress.append((i, n)))
+    frames, durations, info = decode(out)
+    assert len(frames) == FRAMES
+    assert frames[0].shape == expected[0].shape
+    assert abs(sum(durations) - FRAMES / 30 * 1000) <= 10
+    assert info["loop"] == 0 and info["comment"] == b"title: ring"
+    assert progress[-1] == (FRAMES - 1, FRAMES)
+    assert min(psnr(got[..., :3], want[..., :3]) for got, want in zip(frames, expected)) > 35
+    assert os.listdir(tmp_path) == ["out.gif"]
+
+
+def test_artist_animation(tmp_path):
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=40)
+    x = np.linspace(0, 6, 50)
+    artists = [ax.plot(x, np.sin(x + k / 3), color="C0") for k in range(8)]
+    anim = animation.ArtistAnimation(fig, artists)
+    anim.save(tmp_path / "out.gif", writer=MagickTuneWriter(fps=10, colors=64, dither="floyd-steinberg"))
+    frames, durations, _ = decode(tmp_path / "out.gif")
+    assert len(frames) == 8 and frames[0].shape == (60, 80, 4)
+    assert abs(sum(durations) - 800) <= 10
+
+
+def test_transparent_savefig_keeps_alpha(tmp_path):
+    fig, update = scatter_figure()
+    update(3)
+    expected_alpha = rendered(fig, transparent=True)[..., 3]
+    anim = animation.FuncAnimation(fig, update, frames=range(3, 6))
+    anim.save(tmp_path / "out.gif", writer="magicktune", fps=10, savefig_kwargs={"transparent": True})
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert np.array_equal(frames[0][..., 3] == 0, expected_alpha < 128)
+    assert (frames[0][..., 3] == 0).mean() > 0.3
+
+
+def test_facecolor_reaches_the_frames(tmp_path):
+    fig, update = scatter_figure()
+    anim = animation.FuncAnimation(fig, update, frames=3)
+    anim.save(tmp_path / "out.gif", writer="magicktune", fps=10, savefig_kwargs={"facecolor": "#00ff00"})
+    frames, _, _ = decode(tmp_path / "out.gif")
+    corner = frames[1][0, 0]
+    assert tuple(corner[:3]) == (0, 255, 0) and corner[3] == 255
+
+
+def test_extra_args_select_options(tmp_path):
+    assert parse_extra_args(["colors=32", "dither=riemersma", "optimize=false", "global-palette=yes"]) == {
+        "colors": 32, "dither": "riemersma", "optimize": False, "global_palette": True,
+    }
+    with pytest.raises(ValueError):
+        parse_extra_args(["-layers", "Optimize"])
+    fig, update = scatter_figure()
+    anim = animation.FuncAnimation(fig, update, frames=4)
+    anim.save(tmp_path / "out.gif", writer="magicktune", fps=10, extra_args=["colors=8"])
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert len(np.unique(frames[0].reshape(-1, 4), axis=0)) <= 8
+
+
+def test_failing_animation_leaves_no_file(tmp_path):
+    fig, update = scatter_figure()
+
+    def failing(i):
+        if i == 5:
+            raise RuntimeError("data source went away")
+        return update(i)
+
+    anim = animation.FuncAnimation(fig, failing, frames=10)
+    with pytest.raises(RuntimeError, match="data source went away"):
+        anim.save(tmp_path / "out.gif", writer="magicktune", fps=10)
+    assert os.listdir(tmp_path) == []
+
+
+def test_stats_after_save(tmp_path):
+    fig, update = scatter_figure()
+    writer = MagickTuneWriter(fps=20)
+    animation.FuncAnimation(fig, update, frames=5).save(tmp_path / "out.gif", writer=writer)
+    assert writer.stats.frames == 5
+    assert writer.stats.bytes == (tmp_path / "out.gif").stat().st_size
