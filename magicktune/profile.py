@@ -1,0 +1,237 @@
+"""Size a job, read what this machine and this ImageMagick allow, and plan limits, engine and temp dir.
+
+Facts in (job, ImageMagick build and limits, machine), plan out: nothing here changes anything.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+from . import magick, units
+
+#: Headroom over the computed pixel cache: ImageMagick keeps a few other buffers per image.
+CACHE_HEADROOM = 1.10
+#: Share of available RAM the plan lets ImageMagick's memory limit take.
+RAM_SHARE = 0.85
+#: The streaming encoder's memory beyond its in-flight frames (interpreter, numpy, libMagickWand).
+STREAMING_BASE_BYTES = 48 * 10**6
+
+
+@dataclass(frozen=True)
+class Job:
+    """An animation to encode: frames of width x height pixels with this many 8-bit channels."""
+
+    width: int
+    height: int
+    frames: int | None = None
+    channels: int = 4
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"frame size {self.width}x{self.height} must be at least 1x1")
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"frames must be at least 1, got {self.frames}")
+        if self.channels not in (1, 2, 3, 4):
+            raise ValueError(f"channels must be 1 to 4, got {self.channels}")
+        if self.fps is not None and not (0 < self.fps <= 100):
+            raise ValueError(f"fps must be above 0 and at most 100 (GIF delays are in 1/100 s), got {self.fps}")
+
+    @classmethod
+    def from_stream(cls, path: str | os.PathLike, width: int, height: int, channels: int = 4,
+                    fps: float | None = None) -> Job:
+        """A job for a raw stream already on disk: the frame count comes from its size."""
+        size = Path(path).stat().st_size
+        frame = width * height * channels
+        frames, extra = divmod(size, frame)
+        if extra or not frames:
+            raise ValueError(f"{path} holds {size} bytes, not a whole number of {width}x{height} frames of "
+                             f"{channels} bytes a pixel ({frame} bytes each; {extra} bytes left over)")
+        return cls(width, height, frames, channels, fps)
+
+    @property
+    def pixels_per_frame(self) -> int:
+        return self.width * self.height
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.pixels_per_frame * self.channels
+
+    @property
+    def stream_bytes(self) -> int | None:
+        return None if self.frames is None else self.frame_bytes * self.frames
+
+
+def parse_geometry(text: str) -> tuple[int, int]:
+    """'432x720' -> (432, 720), with an error that says what a size looks like."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not match or 0 in (int(match.group(1)), int(match.group(2))):
+        raise ValueError(f"size {text!r} not understood: use WIDTHxHEIGHT in pixels, like 432x720")
+    return int(match.group(1)), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What this machine has for the job: RAM, cores, and the temp dir with the most room."""
+
+    ram_total: int
+    ram_available: int
+    cpus: int
+    temp_dir: str
+    temp_free: int
+
+    @classmethod
+    def read(cls, temp_dir: str | os.PathLike | None = None, needed_on_disk: int = 0) -> Machine:
+        memory = psutil.virtual_memory()
+        directory, free = choose_temp_dir(temp_dir, needed_on_disk)
+        return cls(memory.total, memory.available, os.cpu_count() or 1, directory, free)
+
+
+def choose_temp_dir(preferred: str | os.PathLike | None = None, needed: int = 0) -> tuple[str, int]:
+    """The preferred dir if given; else the first usual temp dir with `needed` bytes free, else the roomiest."""
+    if preferred is not None:
+        return str(preferred), shutil.disk_usage(preferred).free
+    candidates = [os.environ.get("MAGICK_TEMPORARY_PATH"), os.environ.get("MAGICK_TMPDIR"),
+                  tempfile.gettempdir(), "/var/tmp"]
+    usable = []
+    for directory in dict.fromkeys(filter(None, candidates)):
+        if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
+            usable.append((directory, shutil.disk_usage(directory).free))
+    if not usable:
+        raise ValueError("no writable temp dir found: set TMPDIR or pass temporary_path")
+    return next(((d, f) for d, f in usable if f >= needed), max(usable, key=lambda item: item[1]))
+
+
+@dataclass(frozen=True)
+class Cache:
+    """Pixel cache ImageMagick needs for a job: while reading, and while writing GIF (palettized)."""
+
+    bytes_per_pixel: int
+    read_bytes: int | None
+    gif_bytes: int | None
+    per_frame_read: int
+    per_frame_gif: int
+
+    @classmethod
+    def of(cls, job: Job, bytes_per_pixel: int) -> Cache:
+        """RGBA at the quantum size, plus one index quantum per pixel once palettized for GIF."""
+        per_read = job.pixels_per_frame * bytes_per_pixel
+        per_gif = job.pixels_per_frame * (bytes_per_pixel + bytes_per_pixel // 4)
+        frames = job.frames
+        return cls(bytes_per_pixel, None if frames is None else per_read * frames,
+                   None if frames is None else per_gif * frames, per_read, per_gif)
+
+
+@dataclass
+class Plan:
+    """What the job needs and what to do about it."""
+
+    job: Job
+    imagemagick: str
+    machine: Machine
+    cache: Cache
+    current_limits: dict[str, int | None]
+    frames_that_fit_now: int | None
+    limits: dict[str, int | None]
+    temporary_path: str
+    engine: str
+    convert_fits: str
+    streaming_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["job"]["stream_bytes"] = self.job.stream_bytes
+        return data
+
+
+def plan(job: Job, imagemagick: magick.ImageMagick | None = None, *, temporary_path: str | os.PathLike | None = None,
+         current_limits: dict[str, int | None] | None = None, machine: Machine | None = None,
+         workers: int | None = None) -> Plan:
+    """Plan limits, engine and temp dir for `job` on this machine with this ImageMagick."""
+    im = imagemagick or magick.find()
+    cache = Cache.of(job, im.bytes_per_pixel)
+    need = None if cache.gif_bytes is None else math.ceil(cache.gif_bytes * CACHE_HEADROOM)
+    machine = machine or Machine.read(temporary_path, needed_on_disk=need or 0)
+    current = im.resources() if current_limits is None else current_limits
+    workers = workers or machine.cpus
+    streaming = STREAMING_BASE_BYTES + 4 * (2 * workers + 2) * job.frame_bytes
+
+    memory_budget = int(machine.ram_available * RAM_SHARE)
+    if need is None:
+        memory, disk, fits = memory_budget, int(machine.temp_free * RAM_SHARE), "unknown"
+    elif need <= memory_budget:
+        memory, disk, fits = need, need, "memory"
+    elif need - memory_budget <= machine.temp_free:
+        memory, disk, fits = memory_budget, need, "disk"
+    else:
+        memory, disk, fits = memory_budget, need, "no"
+    limits = {
+        "memory": _round_up(memory),
+        "map": _round_up(max(memory, need or 0)),
+        "disk": _round_up(disk),
+        "list-length": None if job.frames is None else job.frames + 1,
+        "thread": machine.cpus,
+    }
+    for name, needed in (("area", job.pixels_per_frame), ("width", job.width), ("height", job.height)):
+        limit = current.get(name)
+        if limit is not None and limit < needed:
+            limits[name] = needed
+
+    result = Plan(job, im.label, machine, cache, current, frames_that_fit(cache, current), limits,
+                  machine.temp_dir, "magicktune", fits, streaming)
+    result.warnings = _warnings(result, need)
+    return result
+
+
+def frames_that_fit(cache: Cache, current: dict[str, int | None]) -> int | None:
+    """How many frames `convert` can hold under these limits before the cache runs out (None: no bound).
+
+    Memory first, then disk; a memory-mapped cache counts against disk, so map adds nothing.
+    """
+    bounds = []
+    memory, disk = current.get("memory"), current.get("disk")
+    if memory is not None and disk is not None:
+        bounds.append((memory + disk) // cache.per_frame_read)
+    if current.get("list-length") is not None:
+        bounds.append(current["list-length"] - 1)
+    return min(bounds) if bounds else None
+
+
+def _round_up(value: int | None, step: int = 10**6) -> int | None:
+    """Round a byte count up to whole megabytes, so limits read as '9330MB' rather than 23 digits."""
+    return None if value is None else -(-value // step) * step
+
+
+def _warnings(p: Plan, need: int | None) -> list[str]:
+    notes = []
+    human = units.human
+    streaming = f"the streaming engine (writer='magicktune') needs about {human(p.streaming_bytes)}"
+    if need is None:
+        notes.append(f"frame count unknown: limits sized to this machine ({human(p.limits['memory'])} memory, "
+                     f"{human(p.limits['disk'])} disk in {p.temporary_path}); {streaming} whatever the count")
+        return notes
+    cache = (f"needs {human(p.cache.gif_bytes)} of pixel cache ({p.imagemagick}, {p.cache.bytes_per_pixel} bytes "
+             f"a pixel reading, {p.cache.per_frame_gif // p.job.pixels_per_frame} while writing GIF)")
+    free = f"{human(p.machine.ram_available)} of RAM is free"
+    if p.convert_fits == "memory":
+        notes.append(f"{cache}; {free}: convert fits in memory under the planned limits; {streaming}")
+    elif p.convert_fits == "disk":
+        notes.append(f"{cache}; {free}: the tuned convert will spill to disk in {p.temporary_path} and run "
+                     f"slowly; {streaming}")
+    else:
+        notes.append(f"{cache}; {free} and {human(p.machine.temp_free)} free in {p.temporary_path}: convert "
+                     f"cannot finish here; {streaming}")
+    if p.frames_that_fit_now is not None and p.job.frames is not None and p.frames_that_fit_now < p.job.frames:
+        notes.append(f"under the current limits ImageMagick holds about {p.frames_that_fit_now} of these frames "
+                     f"and the job has {p.job.frames}: plain convert fails with 'no images defined' or "
+                     f"'cache resources exhausted' unless the limits are raised")
+    return notes
