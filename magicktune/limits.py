@@ -58,6 +58,41 @@ class AppliedLimits:
         return {name: self.environ[name] for name in names if name in self.environ and name in self.saved}
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where each limit must go: every one into its variable, and those a policy caps into an override too."""
+
+    variables: dict[str, str]
+    policy_resources: dict[str, int | None]
+    policy_temporary_path: str | None
+
+    @classmethod
+    def of(cls, requested: dict[str, int | None], temporary_path: str | None,
+           rules: list[magick.PolicyRule]) -> Route:
+        caps = magick.resource_caps(rules)
+        variables = {env_name(name): units.to_magick(value, units.RESOURCE_KINDS[name])
+                     for name, value in requested.items()}
+        if temporary_path is not None:
+            variables[TEMPORARY_PATH] = temporary_path
+        policy_names_temp = any(r.domain == "resource" and r.name == "temporary-path" for r in rules)
+        return cls(variables, {name: value for name, value in requested.items() if name in caps},
+                   temporary_path if policy_names_temp else None)
+
+    @property
+    def needs_policy(self) -> bool:
+        return bool(self.policy_resources) or self.policy_temporary_path is not None
+
+    def policy_text(self) -> str:
+        return policy.render(self.policy_resources, temporary_path=self.policy_temporary_path,
+                             comment="magicktune override: restates resource limits only; every other rule "
+                                     "comes from the policy files loaded after this one.")
+
+
+def prepend_configure_path(directory: str | os.PathLike, current: str | None) -> str:
+    """MAGICK_CONFIGURE_PATH with `directory` searched first, so its resource values win."""
+    return os.pathsep.join(filter(None, [str(directory), current]))
+
+
 def parse_request(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
                   thread=None, time=None, file=None, throttle=None, *,
                   temporary_path: str | os.PathLike | None = None) -> dict[str, int | None]:
@@ -91,37 +126,25 @@ def apply(memory=None, map=None, disk=None, area=None, width=None, height=None, 
                               throttle, temporary_path=temporary_path)
     temp = None if temporary_path is None else _checked_temporary_path(temporary_path)
     im = imagemagick or magick.find()
-    rules = im.policy_rules(env=environ)
-    caps = magick.resource_caps(rules)
-    policy_names_temp = any(r.domain == "resource" and r.name == "temporary-path" for r in rules)
-    via_policy = [name for name in requested if name in caps]
+    route = Route.of(requested, temp, im.policy_rules(env=environ))
     _warn_beyond_machine(requested, temp)
     _warn_if_wand_loaded()
 
-    touched = [env_name(name) for name in requested] + [TEMPORARY_PATH, CONFIGURE_PATH]
-    saved = {name: environ.get(name) for name in touched}
+    saved = {name: environ.get(name) for name in [*route.variables, CONFIGURE_PATH]}
     policy_dir = None
     try:
-        for name, value in requested.items():
-            environ[env_name(name)] = units.to_magick(value, units.RESOURCE_KINDS[name])
-        if temp is not None:
-            environ[TEMPORARY_PATH] = temp
-        if via_policy or (temp is not None and policy_names_temp):
+        environ.update(route.variables)
+        if route.needs_policy:
             policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-"))
-            text = policy.render({name: requested[name] for name in via_policy},
-                                 temporary_path=temp if policy_names_temp else None,
-                                 comment="magicktune override: restates resource limits only; every other "
-                                         "rule comes from the policy files loaded after this one.")
-            policy.write(policy_dir, text, private=True)
-            previous = environ.get(CONFIGURE_PATH)
-            environ[CONFIGURE_PATH] = os.pathsep.join(filter(None, [str(policy_dir), previous]))
+            policy.write(policy_dir, route.policy_text(), private=True)
+            environ[CONFIGURE_PATH] = prepend_configure_path(policy_dir, environ.get(CONFIGURE_PATH))
     except BaseException:
         _restore_environment(environ, saved)
         if policy_dir is not None:
             shutil.rmtree(policy_dir, ignore_errors=True)
         raise
-    applied = AppliedLimits(requested, temp, [name for name in requested if name not in caps], via_policy,
-                            policy_dir, saved, environ)
+    applied = AppliedLimits(requested, temp, [n for n in requested if n not in route.policy_resources],
+                            list(route.policy_resources), policy_dir, saved, environ)
     if verify:
         _warn_if_not_in_force(applied, im)
     return applied

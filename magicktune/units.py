@@ -181,5 +181,8 @@ def human(value: int | None, kind: Kind = "bytes") -> str:
     unit = "B" if kind == "bytes" else "P"
     if value < 1000:
         return f"{value} {unit}"
+    binary_power = next((p for p in range(len(_PREFIXES), 0, -1) if value % 1024**p == 0), 0)
+    if kind == "bytes" and binary_power >= 2:  # a round binary size reads as policy.xml writes it: 256 MiB
+        return f"{value // 1024**binary_power} {_PREFIXES[binary_power - 1].upper()}iB"
     power = min(int(math.log10(value) // 3), len(_PREFIXES))
     return f"{value / 1000**power:.3g} {_PREFIXES[power - 1].upper()}{unit}"

@@ -106,6 +106,8 @@ def test_human_readings():
     assert units.human(None) == "unlimited"
     assert units.human(999) == "999 B"
     assert units.human(128 * 10**6, "pixels") == "128 MP"
+    assert units.human(256 * 2**20) == "256 MiB"
+    assert units.human(2**30) == "1 GiB"
 
 
 READ_BACK = """

@@ -1,0 +1,265 @@
+"""The `magicktune` command: profile this ImageMagick, plan a job, write policies, encode raw streams.
+
+Human output by default, --json for scripts; every error is one line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import platformdirs
+
+from . import __version__, magick, policy, profile, units
+from .limits import CONFIGURE_PATH, Route
+
+
+class UsageError(ValueError):
+    """Bad command-line input, reported as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        print("magicktune: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"magicktune: error: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="magicktune", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"magicktune {__version__}")
+    parser.add_argument("--imagemagick", metavar="PATH",
+                        help=f"the magick or convert binary to use (default: ${magick.ENV_OVERRIDE} or PATH)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    show = commands.add_parser("profile", help="what ImageMagick is here, its limits and who sets them")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(run=run_profile)
+
+    plan = commands.add_parser("apply", help="plan limits, engine and temp dir for a job",
+                               description="Plan a job and print it as a report, JSON, shell exports or a policy.")
+    job = plan.add_mutually_exclusive_group(required=True)
+    job.add_argument("--frames", type=_positive_int, help="number of frames")
+    job.add_argument("--stream", metavar="FILE", help="a raw stream on disk; its size gives the frame count")
+    plan.add_argument("--size", required=True, metavar="WxH", help="frame size in pixels, like 432x720")
+    plan.add_argument("--fps", type=float, help="frames per second")
+    plan.add_argument("--channels", type=int, default=4, help="bytes a pixel in the stream (default 4, RGBA)")
+    plan.add_argument("--temp-dir", metavar="DIR", help="where a spilled pixel cache may go")
+    plan.add_argument("--format", choices=("text", "json", "shell", "policy"), default="text",
+                      help="text report, JSON, `export` lines for eval, or a policy dir (see --output)")
+    plan.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+    plan.add_argument("--output", metavar="DIR",
+                      help="where --format shell/policy put the override policy.xml (default: a private dir "
+                           "in the user cache)")
+    plan.set_defaults(run=run_apply)
+
+    encode = commands.add_parser("encode", help="encode a raw RGBA stream to GIF with the streaming encoder")
+    encode.add_argument("source", help="raw RGBA file, or - for standard input")
+    encode.add_argument("output", help="the GIF to write")
+    encode.add_argument("--size", required=True, metavar="WxH", help="frame size in pixels, like 432x720")
+    encode.add_argument("--fps", type=float, required=True, help="frames per second")
+    encode.add_argument("--colors", type=int, default=256, help="colours per frame, 2 to 256 (default 256)")
+    encode.add_argument("--dither", choices=("none", "floyd-steinberg", "riemersma"), default=None,
+                        help="dither method (default: the encoder's)")
+    encode.add_argument("--no-optimize", dest="optimize", action="store_false",
+                        help="write whole frames instead of only what changed")
+    encode.add_argument("--global-palette", action="store_true", help="one palette for all frames")
+    encode.add_argument("--loop", type=int, default=0, help="times to loop, 0 = forever (default)")
+    encode.add_argument("--json", action="store_true", help="print the result as JSON")
+    encode.set_defaults(run=run_encode)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _imagemagick(args: argparse.Namespace) -> magick.ImageMagick:
+    return magick.find(args.imagemagick)
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    im = _imagemagick(args)
+    rules = im.policy_rules()
+    caps = magick.resource_caps(rules)
+    in_force = im.resources()
+    machine = profile.Machine.read()
+    security = [rule for rule in rules if rule.is_security_rule and not rule.path.startswith("[")]
+    if args.json:
+        print(json.dumps({
+            "imagemagick": {"version": im.version, "major": im.major, "quantum_depth": im.quantum_depth,
+                            "hdri": im.hdri, "openmp": im.openmp, "convert": list(im.convert),
+                            "bytes_per_pixel": im.bytes_per_pixel},
+            "policy_files": magick.policy_files(rules),
+            "limits": {name: {"value": value, "set_by": caps.get(name, (None, None))[1]}
+                       for name, value in in_force.items()},
+            "security_rules": [{"domain": r.domain, "rights": r.rights, "pattern": r.pattern, "file": r.path}
+                               for r in security],
+            "machine": vars(machine),
+        }, indent=2))
+        return 0
+    openmp = ", OpenMP" if im.openmp else ""
+    print(f"{im.label}{openmp}, {im.bytes_per_pixel} bytes a pixel in cache: {' '.join(im.convert)}")
+    files = magick.policy_files(rules)
+    print(f"policy files: {', '.join(files) if files else 'none (built-in defaults only)'}")
+    print("limits:")
+    for name, value in in_force.items():
+        source = caps[name][1] if name in caps else "built-in default or environment"
+        print(f"  {name:<12} {units.human(value, units.RESOURCE_KINDS[name]):>12}   {source}")
+    print(f"security rules: {len(security)}" + "".join(
+        f"\n  {r.domain} {r.pattern}: {r.rights.strip()}   {r.path}" for r in security))
+    print(f"machine: {units.human(machine.ram_available)} of {units.human(machine.ram_total)} RAM free, "
+          f"{machine.cpus} cores, {units.human(machine.temp_free)} free in {machine.temp_dir}")
+    return 0
+
+
+def _job(args: argparse.Namespace) -> profile.Job:
+    width, height = profile.parse_geometry(args.size)
+    if args.stream:
+        return profile.Job.from_stream(args.stream, width, height, args.channels, args.fps)
+    return profile.Job(width, height, args.frames, args.channels, args.fps)
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    job = _job(args)
+    im = _imagemagick(args)
+    plan = profile.plan(job, im, temporary_path=args.temp_dir)
+    if args.format == "json":
+        print(json.dumps(plan.to_dict(), indent=2))
+    elif args.format == "text":
+        print(report(plan))
+    elif args.format == "shell":
+        print(shell_exports(plan, im, args.output))
+    else:
+        directory = Path(args.output or _default_policy_dir(job))
+        text = policy.render(plan.limits, temporary_path=plan.temporary_path,
+                             comment=f"magicktune plan for {_job_words(job)}: resource limits only")
+        written = policy.write(directory / "policy.xml", text, private=args.output is None)
+        print(f"wrote {written}\nuse it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
+              '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
+    return 0
+
+
+def _job_words(job: profile.Job) -> str:
+    frames = "an unknown number of" if job.frames is None else str(job.frames)
+    rate = f" at {job.fps:g} fps" if job.fps else ""
+    return f"{frames} frames of {job.width}x{job.height}{rate}"
+
+
+def _default_policy_dir(job: profile.Job) -> Path:
+    """A stable private dir per job shape, so `eval` in a shell keeps working after magicktune exits."""
+    key = hashlib.sha256(f"{job.width}x{job.height}x{job.frames}x{os.getuid()}".encode()).hexdigest()[:12]
+    return Path(platformdirs.user_cache_dir("magicktune")) / "policy" / key
+
+
+def report(plan: profile.Plan) -> str:
+    """The plan as a short readable report."""
+    human, job, cache, machine = units.human, plan.job, plan.cache, plan.machine
+    stream = "" if job.stream_bytes is None else f": {human(job.stream_bytes)} of raw stream"
+    lines = [
+        f"job          {_job_words(job)}{stream}",
+        f"imagemagick  {plan.imagemagick}, {cache.bytes_per_pixel} bytes a pixel in cache",
+    ]
+    if cache.read_bytes is not None:
+        lines.append(f"pixel cache  {human(cache.read_bytes)} while reading, {human(cache.gif_bytes)} while "
+                     f"writing GIF; list length at least {job.frames + 1}")
+    lines.append(f"machine      {human(machine.ram_available)} of {human(machine.ram_total)} RAM free, "
+                 f"{machine.cpus} cores, {human(machine.temp_free)} free in {machine.temp_dir}")
+    now = ", ".join(f"{n} {human(plan.current_limits.get(n), units.RESOURCE_KINDS[n])}"
+                    for n in ("memory", "map", "disk", "list-length"))
+    fit = "" if plan.frames_that_fit_now is None else f": room for about {plan.frames_that_fit_now} frames"
+    lines.append(f"limits now   {now}{fit}")
+    planned = ", ".join(f"{n} {human(v, units.RESOURCE_KINDS[n])}" for n, v in plan.limits.items())
+    lines.append(f"plan         {planned}, temp dir {plan.temporary_path}")
+    convert = {"memory": "fits in memory", "disk": "spills to disk (slow)", "no": "does not fit",
+               "unknown": "depends on the frame count"}[plan.convert_fits]
+    lines.append(f"engine       {plan.engine} (streaming, about {human(plan.streaming_bytes)}); "
+                 f"tuned convert {convert}")
+    lines += [f"note         {w}" for w in plan.warnings]
+    keywords = ", ".join(f"{n.replace('-', '_')}={_python_literal(v, units.RESOURCE_KINDS[n])}"
+                         for n, v in plan.limits.items())
+    lines.append(f"in Python    with magicktune.limits({keywords}): ani.save(..., writer='imagemagick')")
+    return "\n".join(lines)
+
+
+def _python_literal(value: int | None, kind: units.Kind) -> str:
+    if value is None:
+        return "'unlimited'"
+    return str(value) if kind == "count" else repr(units.to_magick(value, kind))
+
+
+def shell_exports(plan: profile.Plan, im: magick.ImageMagick, output: str | None) -> str:
+    """`export` lines that put the plan in force for every ImageMagick the shell starts."""
+    route = Route.of(plan.limits, plan.temporary_path, im.policy_rules())
+    lines = [f"# magicktune: {_job_words(plan.job)}; {'; '.join(plan.warnings[:1])}"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in route.variables.items()]
+    if route.needs_policy:
+        directory = Path(output) if output else _default_policy_dir(plan.job)
+        written = policy.write(directory / "policy.xml", route.policy_text(), private=output is None)
+        lines.append(f"export {CONFIGURE_PATH}={shlex.quote(str(written.parent))}"
+                     f'"${{{CONFIGURE_PATH}:+:${CONFIGURE_PATH}}}"')
+    return "\n".join(lines)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from . import encoder
+
+    width, height = profile.parse_geometry(args.size)
+    options = {"colors": args.colors, "optimize": args.optimize, "global_palette": args.global_palette,
+               "loop": args.loop}
+    if args.dither is not None:
+        options["dither"] = args.dither
+    total = None
+    if args.source != "-":
+        total = profile.Job.from_stream(args.source, width, height, 4).frames
+    progress = _progress_bar(total) if sys.stderr.isatty() and not args.json else None
+    source = sys.stdin.buffer if args.source == "-" else args.source
+    stats = encoder.encode_stream(source, args.output, (width, height), args.fps, progress=progress, **options)
+    if progress is not None:
+        print(file=sys.stderr)
+    summary = {"output": args.output, "frames": stats.frames, "bytes": stats.bytes_written,
+               "seconds": round(stats.seconds, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes_written)} "
+              f"in {stats.seconds:.1f} s")
+    return 0
+
+
+def _progress_bar(total: int | None):
+    def show(done: int, _total: int | None = None) -> None:
+        if total:
+            filled = 30 * done // total
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} frames")
+        else:
+            sys.stderr.write(f"\r{done} frames")
+        sys.stderr.flush()
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())
