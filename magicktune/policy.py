@@ -8,14 +8,24 @@ force untouched).
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.resources
 import os
+import re
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import defusedxml.ElementTree as SafeElementTree
+import platformdirs
+import psutil
+import yaml
 
-from . import units
+from . import magick, units
 from .magick import PolicyRule
 
 _FORBIDDEN_IN_VALUES = set('"<>&\'')
@@ -97,3 +107,582 @@ def write(path: str | os.PathLike, text: str, *, private: bool = False) -> Path:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+# --- presets, generation, checks -------------------------------------------------------------------
+
+SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
+VALUE_DOMAINS = ("cache", "system")
+KNOWN_DOMAINS = ("resource", *VALUE_DOMAINS, *SECURITY_DOMAINS)
+TEMPORARY_PATH = "temporary-path"
+CONFIG_ENV = "MAGICKTUNE_CONFIG"
+_RIGHTS = {"none": frozenset(), "read": frozenset({"read"}), "write": frozenset({"write"}),
+           "execute": frozenset({"execute"}), "all": frozenset({"read", "write", "execute"})}
+_ALL_RIGHTS = _RIGHTS["all"]
+_PRESET_KEYS = {"description", "resources", "rules"}
+_CONFIG_KEYS = {"preset", TEMPORARY_PATH, "resources"}
+
+
+@dataclass
+class Preset:
+    """A named set of resource limits (and, for locked-down presets, security rules) read from YAML."""
+
+    name: str
+    description: str
+    resources: dict[str, int | None]
+    rules: list[PolicyRule] = field(default_factory=list)
+    temporary_path: str | None = None
+    sizes: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `check` found: level is 'error', 'warning' or 'info'."""
+
+    level: Literal["error", "warning", "info"]
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ResourceSetting:
+    """A resource limit in force, and where its value comes from."""
+
+    name: str
+    value: int | None
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {units.human(self.value, units.RESOURCE_KINDS[self.name])} ({self.source})"
+
+
+@dataclass
+class EffectivePolicy:
+    """What ImageMagick obeys right now: limits with their sources, security rules with their files."""
+
+    resources: list[ResourceSetting]
+    temporary_path: tuple[str, str] | None
+    rules: list[PolicyRule]
+    files: list[str]
+
+    def text(self) -> str:
+        """A plain report for the terminal."""
+        lines = ["Policy files, in search order:", *(f"  {name}" for name in self.files or ["(none)"]),
+                 "Resources:", *(f"  {setting}" for setting in self.resources)]
+        if self.temporary_path:
+            lines.append(f"  temporary-path: {self.temporary_path[0]} ({self.temporary_path[1]})")
+        lines.append("Security rules (the last match wins):")
+        lines += [f"  {rule.domain} {rule.pattern} rights={rule.rights} ({rule.path})" for rule in self.rules]
+        if not self.rules:
+            lines.append("  (none: every coder, path, delegate and module is allowed)")
+        return "\n".join(lines) + "\n"
+
+
+def available_presets() -> list[str]:
+    """The names of the presets shipped in magicktune.policies."""
+    return sorted(entry.name[:-5] for entry in _preset_dir().iterdir() if entry.name.endswith(".yaml"))
+
+
+def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.PathLike | None = None) -> Preset:
+    """A shipped preset by name, or a YAML file by path; percentages resolve against this machine now."""
+    candidate = Path(name_or_path)
+    if str(name_or_path).endswith((".yaml", ".yml")) or candidate.parent != Path("."):
+        if not candidate.is_file():
+            raise ValueError(f"preset file {candidate} does not exist")
+        text, source, name = candidate.read_text(encoding="utf-8"), str(candidate), candidate.stem
+    else:
+        name = str(name_or_path)
+        resource = _preset_dir() / f"{name}.yaml"
+        if name not in available_presets():
+            raise ValueError(f"no preset named {name!r}: choose one of {', '.join(available_presets())} "
+                             f"or give the path of a YAML file")
+        text, source = resource.read_text(encoding="utf-8"), f"magicktune.policies/{name}.yaml"
+    data = _yaml_mapping(text, source)
+    unknown = set(data) - _PRESET_KEYS
+    if unknown:
+        raise ValueError(f"{source}: unknown key {sorted(unknown)[0]!r}: a preset has {', '.join(sorted(_PRESET_KEYS))}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ValueError(f"{source}: description: must be text")
+    sizes, temp = _resource_texts(data.get("resources") or {}, source, "resources")
+    temp = str(temporary_path) if temporary_path is not None else temp
+    rules = _preset_rules(data.get("rules") or [], source)
+    return Preset(name, description.strip(), _parsed(sizes, source, temp), rules, temp, sizes, source)
+
+
+def user_config_path() -> Path:
+    """Where the user's defaults live: $MAGICKTUNE_CONFIG, else config.yaml in the platform config dir."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("magicktune")) / "config.yaml"
+
+
+def user_defaults(path: str | os.PathLike | None = None) -> dict:
+    """The user's defaults ({'preset', 'temporary-path', 'resources'}); empty when there is no file."""
+    config = Path(path) if path is not None else user_config_path()
+    try:
+        text = config.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise ValueError(f"cannot read magicktune config {config}: {error}") from None
+    data = _yaml_mapping(text, str(config), empty_ok=True)
+    defaults: dict = {}
+    if "preset" in data:
+        if not isinstance(data["preset"], str) or not data["preset"]:
+            raise ValueError(f"{config}: preset: must be a preset name or a YAML file path")
+        defaults["preset"] = data["preset"]
+    sizes, temp = _resource_texts(data.get("resources") or {}, str(config), "resources")
+    if TEMPORARY_PATH in data:
+        if not isinstance(data[TEMPORARY_PATH], str) or not data[TEMPORARY_PATH]:
+            raise ValueError(f"{config}: {TEMPORARY_PATH}: must be a directory path")
+        temp = data[TEMPORARY_PATH]
+    for name, size in sizes.items():
+        _parse_one(name, size, str(config), whole=1)
+    if sizes:
+        defaults["resources"] = sizes
+    if temp is not None:
+        defaults[TEMPORARY_PATH] = os.path.expanduser(temp)
+    return defaults
+
+
+def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults: Mapping | None = None,
+                      resources: Mapping[str, str | int | None] | None = None,
+                      temporary_path: str | os.PathLike | None = None) -> Preset:
+    """The preset to use: named here, else the user's default, else 'animation'; then the user's and these overrides.
+
+    Later wins: the preset's own values, the user's config, then `resources`/`temporary_path` given here.
+    """
+    defaults = user_defaults() if defaults is None else defaults
+    chosen = name_or_path or defaults.get("preset") or "animation"
+    temp = temporary_path if temporary_path is not None else defaults.get(TEMPORARY_PATH)
+    preset = load_preset(chosen, temporary_path=temp)
+    sizes = {**preset.sizes, **(defaults.get("resources") or {}),
+             **{name: value for name, value in (resources or {}).items() if value is not None}}
+    extra, extra_temp = _resource_texts(sizes, "resource overrides", "resources")
+    preset.temporary_path = str(temp) if temp is not None else (extra_temp or preset.temporary_path)
+    preset.sizes = extra
+    preset.resources = _parsed(extra, preset.source, preset.temporary_path)
+    return preset
+
+
+def system_policy(imagemagick: magick.ImageMagick | None = None,
+                  env: Mapping[str, str] | None = None) -> list[PolicyRule]:
+    """Every rule ImageMagick loads in this environment, read from its files in search order."""
+    im = imagemagick or magick.find()
+    listed = im.policy_rules(env=env)
+    rules: list[PolicyRule] = []
+    for name in _search_order(magick.policy_files(listed), env):
+        try:
+            rules += read(name)
+        except PolicyError:
+            rules += [_from_listing(rule) for rule in listed if rule.path == name]
+    return rules
+
+
+def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: bool = True,
+             system_rules: list[PolicyRule] | None = None,
+             imagemagick: magick.ImageMagick | None = None) -> str:
+    """policy.xml text for this preset: an override for MAGICK_CONFIGURE_PATH, or a standalone system policy.
+
+    Override (default): the file goes first on MAGICK_CONFIGURE_PATH. ImageMagick takes each resource and
+    each system/cache value from the first file naming it, so the override's resources win; it takes each
+    right from the LAST matching rule, and the system's files load after ours, so the preset's security
+    rules only add denials where no system rule matches the same name and can never loosen a system rule.
+    A system/cache value the system policy already names is left to the system (first-wins would let ours
+    replace it). Nothing of the system policy is dropped: its files still load.
+
+    Standalone (to install as /etc/ImageMagick-*/policy.xml): the preset's resources, the system's values
+    for resources the preset leaves out, the system's system/cache values, the preset's rules, then every
+    security rule of the current system policy in its order (unless keep_system_rules=False), so for any
+    name a system rule matches the last match is still a system rule: nothing is dropped or weakened.
+    """
+    system = system_policy(imagemagick) if system_rules is None else system_rules
+    named_values = {(rule.domain, rule.name) for rule in system if rule.domain in VALUE_DOMAINS}
+    preset_values = [rule for rule in preset.rules if rule.domain in VALUE_DOMAINS
+                     and (rule.domain, rule.name) not in named_values]
+    preset_rights = [rule for rule in preset.rules if rule.domain in SECURITY_DOMAINS]
+    origin = f"magicktune preset {preset.name!r} ({preset.source})"
+    if not standalone:
+        return render(preset.resources, temporary_path=preset.temporary_path,
+                      rules=[*preset_values, *preset_rights],
+                      comment=f"{origin}, override for MAGICK_CONFIGURE_PATH: restates resources; adds "
+                              f"{len(preset_rights)} security rules that the system's rules, loaded later, "
+                              f"overrule wherever they match. Every system rule stays in force.")
+    resources = dict(preset.resources)
+    temp = preset.temporary_path
+    for rule in system:
+        if rule.domain != "resource" or not rule.name or rule.value is None:
+            continue
+        if rule.name == TEMPORARY_PATH:
+            temp = temp or rule.value
+        elif rule.name in units.RESOURCE_KINDS and rule.name not in resources:
+            read_as = units.as_imagemagick_reads(rule.value)
+            resources[rule.name] = None if read_as >= units.UNLIMITED_AT else read_as
+    system_values = list({(r.domain, r.name): r for r in reversed(system) if r.domain in VALUE_DOMAINS}.values())
+    system_rights = [rule for rule in system if rule.domain in SECURITY_DOMAINS and rule.rights is not None]
+    if keep_system_rules:
+        restated = {(rule.domain, _rights(rule.rights), rule.pattern) for rule in system_rights}
+        preset_rights = [rule for rule in preset_rights
+                         if (rule.domain, _rights(rule.rights), rule.pattern) not in restated]
+    files = ", ".join(dict.fromkeys(rule.path for rule in system)) or "none"
+    kept = (f"then every security rule of the system policy ({files}), last, so each still has the last word"
+            if keep_system_rules else "WITHOUT the system policy's security rules")
+    return render(resources, temporary_path=temp,
+                  rules=[*reversed(system_values), *preset_values, *preset_rights,
+                         *(system_rights if keep_system_rules else [])],
+                  comment=f"{origin}, standalone policy: its resources and rules, {kept}.")
+
+
+def save(path: str | os.PathLike, text: str, *, private: bool | None = None) -> Path:
+    """Write policy text atomically; by default owner-only when the directory is shared (others may write it)."""
+    target = Path(path)
+    directory = target if target.is_dir() else target.parent
+    if private is None:
+        private = directory.exists() and bool(directory.stat().st_mode & stat.S_IWOTH)
+    return write(target, text, private=private)
+
+
+def check(path: str | os.PathLike, imagemagick: magick.ImageMagick | None = None, *,
+          standalone: bool = False, load: bool = True) -> list[Finding]:
+    """What a policy.xml means to ImageMagick: traps in its values, then what the real ImageMagick loads from it.
+
+    `standalone` judges it as a replacement for the system policy (dropped system rules are errors);
+    otherwise as an override first on MAGICK_CONFIGURE_PATH.
+    """
+    try:
+        rules = read(path)
+    except PolicyError as error:
+        return [Finding("error", str(error))]
+    findings = [finding for rule in rules for finding in _check_rule(rule)]
+    if not load:
+        return findings
+    try:
+        im = imagemagick or magick.find()
+    except magick.ImageMagickNotFound as error:
+        return findings + [Finding("warning", f"not loaded into ImageMagick: {error}")]
+    return findings + _check_loaded(Path(path), rules, im, standalone)
+
+
+def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] | None = None) -> EffectivePolicy:
+    """The policy in force for an ImageMagick started with this environment, and where each part comes from."""
+    im = imagemagick or magick.find()
+    environ = os.environ if env is None else env
+    listed = im.policy_rules(env=env)
+    rules = system_policy(im, env)
+    caps = magick.resource_caps(rules)
+    settings = []
+    for name, value in im.resources(env=env).items():
+        variable = f"MAGICK_{name.upper().replace('-', '_')}_LIMIT"
+        cap = caps.get(name)
+        if cap is not None and _close(value, cap[0]):
+            source = cap[1]
+        elif variable in environ:
+            source = f"${variable}={environ[variable]}" + (f", below the cap in {cap[1]}" if cap else "")
+        elif cap is not None:
+            source = f"ImageMagick's default, below the cap {units.human(cap[0], units.RESOURCE_KINDS[name])} in {cap[1]}"
+        else:
+            source = "ImageMagick's default"
+        settings.append(ResourceSetting(name, value, source))
+    temp = next(((r.value, r.path) for r in rules if r.domain == "resource" and r.name == TEMPORARY_PATH), None)
+    if temp is None and environ.get("MAGICK_TEMPORARY_PATH"):
+        temp = (environ["MAGICK_TEMPORARY_PATH"], "$MAGICK_TEMPORARY_PATH")
+    security = [rule for rule in rules if rule.domain in SECURITY_DOMAINS and rule.rights is not None]
+    return EffectivePolicy(settings, temp, security, magick.policy_files(listed))
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _preset_dir():
+    return importlib.resources.files("magicktune.policies")
+
+
+def _yaml_mapping(text: str, source: str, *, empty_ok: bool = False) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{source}: not valid YAML: {error}") from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: must be a YAML mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def _resource_texts(section, source: str, key: str) -> tuple[dict[str, str], str | None]:
+    """Check a resources mapping's names and value types; split off temporary-path."""
+    if not isinstance(section, Mapping):
+        raise ValueError(f"{source}: {key}: must be a mapping of resource name to size")
+    sizes, temp = {}, None
+    for name, value in section.items():
+        if name == TEMPORARY_PATH:
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{source}: {key}.{name}: must be a directory path")
+            temp = os.path.expanduser(value)
+            continue
+        if name not in units.RESOURCE_KINDS:
+            raise ValueError(f"{source}: {key}.{name}: unknown resource; use one of "
+                             f"{', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH])}")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValueError(f"{source}: {key}.{name}: {value!r} is not a size")
+        sizes[name] = str(value)
+    return sizes, temp
+
+
+def _parse_one(name: str, size: str, source: str, whole: int | None) -> int | None:
+    try:
+        return units.parse(size, units.RESOURCE_KINDS[name], whole=whole)
+    except ValueError as error:
+        raise ValueError(f"{source}: resources.{name}: {error}") from None
+
+
+def _parsed(sizes: Mapping[str, str], source: str, temporary_path: str | None) -> dict[str, int | None]:
+    ram = psutil.virtual_memory().total
+    wholes = {"memory": ram, "map": ram}
+    if "disk" in sizes:
+        try:
+            wholes["disk"] = shutil.disk_usage(temporary_path or tempfile.gettempdir()).free
+        except OSError:
+            pass
+    return {name: _parse_one(name, size, source, wholes.get(name)) for name, size in sizes.items()}
+
+
+def _preset_rules(entries, source: str) -> list[PolicyRule]:
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: rules: must be a list of {{domain, rights, pattern}} or {{domain, name, value}}")
+    rules = []
+    for index, entry in enumerate(entries):
+        where = f"{source}: rules[{index}]"
+        if not isinstance(entry, Mapping) or set(entry) - {"domain", "rights", "pattern", "name", "value"}:
+            raise ValueError(f"{where}: must be a mapping with domain and rights+pattern or name+value")
+        fields = {key: str(value) for key, value in entry.items() if value is not None}
+        domain = fields.get("domain", "").lower()
+        if domain in SECURITY_DOMAINS:
+            if "rights" not in fields or "pattern" not in fields:
+                raise ValueError(f"{where}: a {domain} rule needs rights and pattern")
+            if _rights(fields["rights"]) is None:
+                raise ValueError(f"{where}.rights: {fields['rights']!r} is not none, read, write, execute, "
+                                 f"all or a | of them")
+            rules.append(PolicyRule(source, domain, rights=fields["rights"], pattern=fields["pattern"]))
+        elif domain in VALUE_DOMAINS:
+            if "name" not in fields or "value" not in fields:
+                raise ValueError(f"{where}: a {domain} rule needs name and value")
+            rules.append(PolicyRule(source, domain, name=fields["name"], value=fields["value"]))
+        else:
+            raise ValueError(f"{where}.domain: {domain or None!r} is not one of "
+                             f"{', '.join((*SECURITY_DOMAINS, *VALUE_DOMAINS))} (put limits under resources:)")
+    for rule in rules:
+        for value in (rule.name, rule.value, rule.rights, rule.pattern):
+            if value is not None:
+                _checked(value, f"rule value in {source}")
+    return rules
+
+
+def _rights(text: str | None) -> frozenset[str] | None:
+    """The rights a rule grants ("read|write", "Read Write", "none"); None if any word is unknown."""
+    if text is None:
+        return None
+    granted: set[str] = set()
+    for word in re.split(r"[\s|,]+", text.strip().lower()):
+        if word and word not in _RIGHTS:
+            return None
+        granted |= _RIGHTS.get(word, frozenset())
+    return frozenset(granted)
+
+
+def _from_listing(rule: PolicyRule) -> PolicyRule:
+    """A `-list policy` entry in policy.xml syntax ("Read Write" becomes "read|write")."""
+    if rule.rights is None:
+        return rule
+    granted = _rights(rule.rights) or frozenset()
+    text = "|".join(right for right in ("read", "write", "execute") if right in granted) or "none"
+    return PolicyRule(rule.path, rule.domain, rule.name, rule.value, text, rule.pattern)
+
+
+def _search_order(files: list[str], env: Mapping[str, str] | None) -> list[str]:
+    """Files of MAGICK_CONFIGURE_PATH directories first, in that order, then the rest as listed."""
+    configured = (os.environ if env is None else env).get("MAGICK_CONFIGURE_PATH", "")
+    first = []
+    for directory in filter(None, configured.split(os.pathsep)):
+        first += [name for name in files if Path(name).parent == Path(directory) and name not in first]
+    return first + [name for name in files if name not in first]
+
+
+def _expand(pattern: str) -> list[str]:
+    """ImageMagick glob braces spelled out: "{PS,EPS}*" is ["PS*", "EPS*"]."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    return [expanded for choice in match.group(1).split(",")
+            for expanded in _expand(pattern[:match.start()] + choice + pattern[match.end():])]
+
+
+def _decision(rules: list[PolicyRule], domain: str, name: str) -> frozenset[str]:
+    """The rights ImageMagick grants `name` in `domain`: the last matching rule decides, else everything."""
+    granted = _ALL_RIGHTS
+    for rule in rules:
+        if rule.domain == domain and rule.pattern is not None and rule.rights is not None and any(
+                fnmatch.fnmatchcase(name.lower(), alternative.lower()) for alternative in _expand(rule.pattern)):
+            granted = _rights(rule.rights) or frozenset()
+    return granted
+
+
+def _weakened(before: list[PolicyRule], after: list[PolicyRule]) -> list[tuple[PolicyRule, str, frozenset[str]]]:
+    """Each security rule of `before` under which `after` grants a name a right `before` denied."""
+    found = []
+    for rule in before:
+        if rule.domain not in SECURITY_DOMAINS or rule.pattern is None or rule.rights is None:
+            continue
+        for probe in _expand(rule.pattern):
+            extra = _decision(after, rule.domain, probe) - _decision(before, rule.domain, probe)
+            if extra:
+                found.append((rule, probe, extra))
+                break
+    return found
+
+
+def _describe(rule: PolicyRule) -> str:
+    return f'{rule.domain} rights="{rule.rights}" pattern="{rule.pattern}" ({rule.path})'
+
+
+def _check_rule(rule: PolicyRule) -> list[Finding]:
+    """Static traps in one entry: values ImageMagick reads differently from what a person means, missing parts."""
+    where = f"{Path(rule.path).name}: {rule.domain}" + (f" {rule.name}" if rule.name else "")
+    if rule.domain not in KNOWN_DOMAINS:
+        return [Finding("warning", f"{where}: unknown domain {rule.domain!r}; ImageMagick ignores it "
+                                   f"(domains: {', '.join(KNOWN_DOMAINS)})")]
+    if rule.domain in SECURITY_DOMAINS:
+        missing = [key for key in ("rights", "pattern") if getattr(rule, key) is None]
+        if missing:
+            return [Finding("error", f"{where}: no {' or '.join(missing)}, so this rule matches nothing")]
+        if _rights(rule.rights) is None:
+            return [Finding("error", f"{where} {rule.pattern}: rights {rule.rights!r} is not none, read, write, "
+                                     f"execute, all or a | of them")]
+        return []
+    if rule.name is None or rule.value is None:
+        return [Finding("error", f"{where}: needs both name and value")]
+    if rule.domain != "resource":
+        return []
+    if rule.name == TEMPORARY_PATH:
+        if not Path(rule.value).is_dir():
+            return [Finding("warning", f"{where}: {rule.value} is not a directory here")]
+        return []
+    kind = units.RESOURCE_KINDS.get(rule.name)
+    if kind is None:
+        return [Finding("warning", f"{where}: unknown resource name; ImageMagick ignores it "
+                                   f"(names: {', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH])})")]
+    reads = units.as_imagemagick_reads(rule.value)
+    reads_text = units.human(None if reads >= units.UNLIMITED_AT else reads, kind)
+    stripped = rule.value.strip()
+    if stripped.endswith("%"):
+        return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not a share "
+                                 f"of anything; write an absolute size such as {units.to_magick(2**30, kind)}")]
+    try:
+        means = units.parse(rule.value, kind)
+    except ValueError as error:
+        return [Finding("error", f"{where}: {error}; ImageMagick reads it as {reads_text}")]
+    if means is None and reads < units.UNLIMITED_AT:
+        return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not unlimited; "
+                                 f"write {units.to_magick(None, kind)} (or leave the resource out)")]
+    if means is not None and not _close(reads, means):
+        return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not "
+                                 f"{units.human(means, kind)}; write {units.to_magick(means, kind)}")]
+    return []
+
+
+def _close(got: int | None, wanted: int | None) -> bool:
+    """Equal through -list resource's rounding (about six significant digits)."""
+    if got is None or wanted is None:
+        return got == wanted or (got or wanted or 0) >= 2**62
+    return abs(got - wanted) <= max(1, wanted) * 1e-5
+
+
+def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool) -> list[Finding]:
+    """Load the file first on MAGICK_CONFIGURE_PATH and compare what ImageMagick reads with the system alone."""
+    findings: list[Finding] = []
+    base = {name: value for name, value in os.environ.items() if not re.fullmatch(r"MAGICK_\w+_LIMIT", name)}
+    with tempfile.TemporaryDirectory(prefix="magicktune-check-") as directory:
+        copy = Path(directory) / "policy.xml"
+        shutil.copyfile(path, copy)
+        env = {**base, "MAGICK_CONFIGURE_PATH": os.pathsep.join(filter(None, [directory,
+                                                                              base.get("MAGICK_CONFIGURE_PATH")]))}
+        try:
+            in_force = im.resources(env=env)
+            loaded_listing = im.policy_rules(env=env)
+            loaded = system_policy(im, env)
+            system = system_policy(im, base)
+        except magick.ImageMagickError as error:
+            return [Finding("error", f"ImageMagick failed with this policy loaded: {error}")]
+        loaded_file_rules = [r for r in loaded_listing if r.path == str(copy)]
+    if not loaded_file_rules and rules:
+        findings.append(Finding("error", f"ImageMagick loaded none of the {len(rules)} entries of {path}"))
+    system_caps = magick.resource_caps(system)
+    named = {}
+    for rule in rules:
+        if rule.domain == "resource" and rule.name in units.RESOURCE_KINDS and rule.name not in named:
+            named[rule.name] = rule
+    for name, rule in named.items():
+        kind = units.RESOURCE_KINDS[name]
+        reads = units.as_imagemagick_reads(rule.value or "")
+        reads = None if reads >= units.UNLIMITED_AT else reads
+        got = in_force.get(name)
+        message = f"{name}: value {rule.value!r}, ImageMagick runs with {units.human(got, kind)}"
+        previous = system_caps.get(name)
+        if previous is not None and not _close(previous[0], reads):
+            direction = "raises" if (reads is None or (previous[0] is not None and reads > previous[0])) else "lowers"
+            message += f" ({direction} {units.human(previous[0], kind)} set by {previous[1]})"
+        if _close(got, reads) or (name == "throttle" and (got or 0) >= (reads or 0)):
+            findings.append(Finding("info", message))
+        else:
+            reason = " (ImageMagick clamps threads to its OpenMP maximum)" if name == "thread" else ""
+            findings.append(Finding("warning", f"{message}, not the {units.human(reads, kind)} the file sets{reason}"))
+    system_values = {(r.domain, r.name): r for r in reversed(system) if r.domain in VALUE_DOMAINS}
+    for rule in rules:
+        earlier = system_values.get((rule.domain, rule.name))
+        if rule.domain in VALUE_DOMAINS and earlier is not None and earlier.value != rule.value:
+            findings.append(Finding("warning", f"{rule.domain} {rule.name}: this file's {rule.value!r} replaces "
+                                               f"{earlier.value!r} from {earlier.path} (the first file wins)"))
+    system_rights = [r for r in system if r.domain in SECURITY_DOMAINS and r.rights is not None]
+    still = {(r.domain, _rights(r.rights), r.pattern) for r in loaded if r.path != str(copy)}
+    for rule in system_rights:
+        if (rule.domain, _rights(rule.rights), rule.pattern) not in still:
+            findings.append(Finding("error", f"system rule {_describe(rule)} no longer loads with this file"))
+    for rule, probe, extra in _weakened(system_rights, [_relabelled(r, copy, path) for r in loaded]):
+        findings.append(Finding("error", f"loaded with this file, {rule.domain} {probe!r} gains "
+                                         f"{'|'.join(sorted(extra))}, which {_describe(rule)} denies"))
+    own = [r for r in rules if r.domain in SECURITY_DOMAINS and r.rights is not None]
+    for rule in own:
+        probe = _expand(rule.pattern or "")[0]
+        final = _decision(loaded, rule.domain, probe)
+        if final != _rights(rule.rights):
+            findings.append(Finding("info", f"{_describe(rule)}: a later system rule decides {probe!r} instead "
+                                            f"(the last match wins), granting {'|'.join(sorted(final)) or 'none'}"))
+    dropped = [rule for rule in system_rights
+               if (rule.domain, _rights(rule.rights), rule.pattern)
+               not in {(r.domain, _rights(r.rights), r.pattern) for r in own}]
+    weakened = _weakened(system_rights, own)
+    if standalone:
+        for rule, probe, extra in weakened:
+            findings.append(Finding("error", f"installed in place of the system policy, this file weakens "
+                                             f"{_describe(rule)}: {rule.domain} {probe!r} gains {'|'.join(sorted(extra))}"))
+        weakened_rules = {id(rule) for rule, _, _ in weakened}
+        for rule in dropped:
+            if id(rule) not in weakened_rules:
+                findings.append(Finding("info", f"{_describe(rule)} is not restated, but this file's own rules "
+                                                f"deny as much"))
+    elif dropped:
+        findings.append(Finding("info", f"as an override the system's {len(system_rights)} security rules stay in "
+                                        f"force; installed in place of the system policy this file would drop "
+                                        f"{len(dropped)} of them (use a standalone policy for that)"))
+    return findings
+
+
+def _relabelled(rule: PolicyRule, copy: Path, original: Path) -> PolicyRule:
+    """A rule loaded from the temporary copy, named after the file being checked."""
+    if rule.path != str(copy):
+        return rule
+    return PolicyRule(str(original), rule.domain, rule.name, rule.value, rule.rights, rule.pattern)

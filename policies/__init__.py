@@ -1,0 +1,1 @@
+"""Policy presets shipped as YAML (see each file's header for the schema)."""
