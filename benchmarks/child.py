@@ -1,0 +1,96 @@
+"""Child process for one end-to-end case: render a workload and save it with one writer, timing only the job.
+
+Run as ``python -m benchmarks.child CASE WORKLOAD FRAMES OUT RESULT_JSON``. Imports (matplotlib, the
+writer's module) happen before the clock starts, so interpreter start-up is not charged to any writer.
+Writes {"status": "ok"|"failed"|"unavailable", "wall_s", "error"} to RESULT_JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import animation  # noqa: E402
+
+from benchmarks.workloads import WORKLOADS  # noqa: E402
+
+
+class RawWriter(animation.AbstractMovieWriter):
+    """Writes each frame's RGBA bytes, exactly as matplotlib pipes them, to a file (or /dev/null)."""
+
+    def setup(self, fig: Any, outfile: Any, dpi: float | None = None) -> None:
+        super().setup(fig, outfile, dpi=dpi)
+        self._sink = open(outfile, "wb")
+
+    def grab_frame(self, **savefig_kwargs: Any) -> None:
+        self.fig.savefig(self._sink, **{**savefig_kwargs, "format": "rgba", "dpi": self.dpi})
+
+    def finish(self) -> None:
+        self._sink.close()
+
+
+class Unavailable(Exception):
+    """The writer's module does not exist yet."""
+
+
+def make_writer(case: str, fps: int) -> tuple[Any, str | None]:
+    """(writer, forced outfile) for an end-to-end case; imports happen here, before timing."""
+    if case == "render_only":
+        return RawWriter(fps=fps), os.devnull
+    if case == "dump_raw":
+        return RawWriter(fps=fps), None
+    if case.startswith("mpl_imagemagick"):
+        return animation.ImageMagickWriter(fps=fps), None
+    if case == "mpl_pillow":
+        return animation.PillowWriter(fps=fps), None
+    if case == "mpl_ffmpeg":
+        return animation.FFMpegWriter(fps=fps), None
+    if case.startswith("mt_"):
+        try:
+            import magicktune.writers  # noqa: F401  (registers the writers)
+        except ModuleNotFoundError as exc:
+            if exc.name in ("magicktune", "magicktune.writers"):
+                raise Unavailable(str(exc)) from exc
+            raise
+        name = case.removeprefix("mt_")
+        if not animation.writers.is_available(name):
+            raise Unavailable(f"matplotlib writer {name!r} not registered by magicktune.writers")
+        return animation.writers[name](fps=fps), None
+    raise ValueError(f"unknown end-to-end case {case!r}")
+
+
+def run(case: str, workload: str, frames: int, out: str) -> dict[str, Any]:
+    """Build the animation and save it; the clock covers building the figure and ani.save()."""
+    spec = WORKLOADS[workload]
+    try:
+        writer, forced = make_writer(case, spec.fps)
+    except Unavailable as exc:
+        return {"status": "unavailable", "error": str(exc)}
+    start = time.perf_counter()
+    try:
+        ani = spec.build(frames)
+        ani.save(forced or out, writer=writer)
+    except Exception as exc:  # a failing anchor is a result, not a crash
+        return {"status": "failed", "wall_s": time.perf_counter() - start,
+                "error": f"{type(exc).__name__}: {exc}"[-2000:], "traceback": traceback.format_exc()[-4000:]}
+    return {"status": "ok", "wall_s": time.perf_counter() - start}
+
+
+def main(argv: list[str]) -> int:
+    case, workload, frames, out, result = argv
+    outcome = run(case, workload, int(frames), out)
+    Path(result).write_text(json.dumps(outcome))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

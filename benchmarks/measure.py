@@ -1,0 +1,76 @@
+"""Run one command and measure it: wall time, peak RSS of its whole process tree, CPU time, exit status.
+
+RSS is sampled every ``interval`` seconds over the process and all its descendants (psutil), summed: a
+pipe writer's cost is python + convert/ffmpeg together. Shared pages are counted once per process, so the
+sum slightly overstates. The kernel's ru_maxrss is not used: Linux carries the forking parent's RSS
+high-water mark across fork+exec, so it would charge the harness's own memory to every case.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Measurement:
+    """What one run cost. ``timed_out`` runs were killed (with their process group)."""
+
+    returncode: int
+    process_s: float
+    peak_rss_mb: float
+    cpu_s: float
+    samples: int
+    timed_out: bool
+    stderr_tail: str
+
+
+def _tree_rss(root: psutil.Process) -> int:
+    """Sum of RSS over ``root`` and its live descendants; processes vanishing mid-scan count as 0."""
+    total = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(argv: list[str], *, env: dict[str, str], stdin: Path | None = None, log: Path,
+                 timeout: float, interval: float = 0.05, cwd: Path | None = None) -> Measurement:
+    """Run ``argv`` (stdin from a file if given, output to ``log``) in its own session and sample it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out, (open(stdin, "rb") if stdin else open(os.devnull, "rb")) as inp:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=inp, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                start_new_session=True)
+        root = psutil.Process(proc.pid)
+        peak, samples, timed_out = 0, 0, False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _tree_rss(root))
+            samples += 1
+            if not timed_out and time.perf_counter() - start > timeout:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)  # our child's own group (start_new_session)
+            time.sleep(interval)
+        elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
+    return Measurement(returncode=proc.returncode, process_s=elapsed, peak_rss_mb=peak / MB,
+                       cpu_s=usage.ru_utime + usage.ru_stime,
+                       samples=samples, timed_out=timed_out, stderr_tail=tail)

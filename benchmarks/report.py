@@ -1,0 +1,141 @@
+"""Render a results JSON as the README's markdown table and as a PNG plot (time and peak RSS vs frames)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.cases import CASES, E2E
+from benchmarks.machine import summary
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _row(r: dict[str, Any]) -> str:
+    q = r.get("quality") or {}
+    ok = r.get("status") == "ok"
+    status = "ok" if ok else f"**{r.get('status')}**"
+    if not ok and r.get("error"):
+        status += ": " + " ".join(str(r["error"]).split())[:70].replace("|", "/")
+    wall = _num(r.get("wall_s"), ".1f") + ("" if ok or r.get("wall_s") is None else " (until failure)")
+    ratio = f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "–"
+    size = r.get("output_bytes")
+    psnr = "–" if q.get("psnr_mean") is None else f"{q['psnr_mean']:.1f} / {q['psnr_min']:.1f}"
+    if q.get("stride", 1) > 1:
+        psnr += f" (every {q['stride']}th)"
+    play = "–" if not q else f"{q['play_s']:.2f} / {q['expected_play_s']:.2f}"
+    rss = _num(r.get("peak_rss_mb"), ",.0f") if r.get("status") in ("ok", "failed") else "–"
+    return (f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {rss} | "
+            f"{'–' if not size or r['case'] == 'render_only' else f'{size / 1e6:.1f}'} | {psnr} | {play} |")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as markdown: machine line, then one table per (workload, frames)."""
+    lines = [f"Run `{doc.get('mode')}` at {doc.get('started')} ({doc.get('duration_s', '?')} s in all), "
+             f"commit {doc['machine'].get('git_commit') or '?'}.",
+             f"Machine: {summary(doc['machine'])}. "
+             f"Load average {doc['machine'].get('load_avg_at_start')} at start, "
+             f"{doc['machine'].get('load_avg_at_end')} at end.", ""]
+    limits = {v: d.get("effective_limits", {}) for v, d in doc.get("imagemagick_variants", {}).items()}
+    if limits:
+        lines.append("ImageMagick memory/map/disk limit as `identify -list resource` reports it: " + "; ".join(
+            f"{v}: {lim.get('memory', '?')}/{lim.get('map', '?')}/{lim.get('disk', '?')}" for v, lim in limits.items())
+            + ".")
+        lines.append("")
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in doc["results"]:
+        groups.setdefault((r["workload"], r["frames"]), []).append(r)
+    for (workload, frames), rows in groups.items():
+        w = doc["workloads"].get(workload, {})
+        size = "x".join(map(str, w.get("size", [])))
+        lines += [f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})", "",
+                  "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | peak RSS MB "
+                  "| GIF MB | PSNR mean / min dB | play s / expected |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        order = {name: i for i, name in enumerate(CASES)}
+        lines += [_row(r) for r in sorted(rows, key=lambda r: order.get(r["case"], 99))]
+        lines.append("")
+    lines.append("Wall time excludes interpreter start-up; peak RSS is the whole process tree (python + encoder), "
+                 "sampled every 50 ms. PSNR is against matplotlib's own RGBA frames composited on white.")
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict[str, Any], path: Path) -> Path:
+    """Time and peak RSS against frame count, one line per case, one column per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(doc["workloads"])
+    fig, axes = plt.subplots(2, len(workloads), figsize=(6.5 * len(workloads), 8.5), squeeze=False,
+                             constrained_layout=True)
+    from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    names = [n for n in CASES if n != "dump_raw" and any(r["case"] == n for r in doc["results"])]
+    cmap = plt.get_cmap("tab20")
+    for col, workload in enumerate(workloads):
+        for name in names:
+            rows = sorted((r for r in doc["results"] if r["workload"] == workload and r["case"] == name
+                           and r.get("status") in ("ok", "failed") and r.get("wall_s") is not None),
+                          key=lambda r: r["frames"])
+            if not rows:
+                continue
+            style: dict[str, Any] = dict(color=cmap(list(CASES).index(name) % 20),
+                                         linestyle="-" if CASES[name].kind == E2E else "--")
+            if name == "render_only":
+                style.update(color="black", linewidth=2.5)
+            for row_ax, key in ((0, "wall_s"), (1, "peak_rss_mb")):
+                ax = axes[row_ax][col]
+                good = [r for r in rows if r["status"] == "ok"]
+                bad = [r for r in rows if r["status"] != "ok"]
+                ax.plot([r["frames"] for r in good], [r[key] for r in good], marker="o", label=name, **style)
+                if bad:
+                    ax.plot([r["frames"] for r in bad], [r[key] for r in bad], marker="x", markersize=10,
+                            linestyle="none", color=style["color"],
+                            label=None if good else f"{name} (failed)")
+        for row_ax, ylabel in ((0, "wall time, s"), (1, "peak RSS of process tree, MB")):
+            ax = axes[row_ax][col]
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("frames")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+            size = "x".join(map(str, doc["workloads"][workload]["size"]))
+            ax.set_title(f"{workload} ({size}): {'time' if row_ax == 0 else 'peak memory'}")
+            frames = sorted({r["frames"] for r in doc["results"] if r["workload"] == workload})
+            ax.set_xticks(frames, [str(f) for f in frames])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       title="solid: end-to-end\ndashed: encode-only\nx: failed", title_fontsize=7)
+    fig.suptitle(f"magicktune benchmarks ({doc.get('mode')}): {summary(doc['machine'])}", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_results_md(results_dir: Path) -> Path:
+    """Regenerate RESULTS.md beside ``results_dir`` from its full.json and quick.json (whichever exist)."""
+    md = results_dir.parent / "RESULTS.md"
+    parts = ["# magicktune benchmark results", "",
+             "Generated by `python -m benchmarks` from the JSON in `results/`; do not edit by hand.",
+             "Regenerate a table alone with `python -m benchmarks --table benchmarks/results/full.json`.", ""]
+    for stem, title in (("full", "Full run"), ("quick", "Quick run")):
+        path = results_dir / f"{stem}.json"
+        if path.exists():
+            rel = path.with_suffix(".png").relative_to(md.parent)
+            parts += [f"## {title}", "", f"![time and peak memory against frames]({rel.as_posix()})", "",
+                      markdown(load(path)), ""]
+    md.write_text("\n".join(parts))
+    return md

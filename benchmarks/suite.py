@@ -1,0 +1,212 @@
+"""Run a plan of cases over workloads and frame counts, measure each, and write the JSON results.
+
+Per (workload, frames): dump the raw RGBA stream first (it is the PSNR reference and the encode-only
+input), then run every case in its own process, evaluate its GIF, and delete scratch output. The JSON is
+rewritten after every case so an interrupted run still leaves its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmarks import imagemagick, machine
+from benchmarks.cases import CASES, E2E, ENCODE_BASELINE, FLOOR, Case, encode_command, missing_needs
+from benchmarks.measure import run_measured
+from benchmarks.quality import evaluate
+from benchmarks.workloads import WORKLOADS
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "benchmarks" / "results"
+OUT_DIR = REPO / "benchmarks" / "out"
+
+
+@dataclass
+class Plan:
+    """What to run: frame counts per workload, which cases, and the per-case time limit."""
+
+    mode: str
+    sizes: dict[str, list[int]]
+    cases: list[str] = field(default_factory=lambda: list(CASES))
+    timeout_s: float = 1200.0
+    cap_slow: bool = True  # honour Case.max_frames
+    keep: bool = False     # keep GIFs and raw streams in the out dir
+    repeat: int = 1        # runs per case; the fastest successful run is reported (noisy machines)
+
+
+QUICK = Plan("quick", {"seed": [30, 90], "field": [30]}, timeout_s=300.0, cap_slow=False)
+FULL = Plan("full", {"seed": [300, 3000], "field": [300]}, timeout_s=1500.0)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _child_env(base: dict[str, str]) -> dict[str, str]:
+    env = dict(base)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, plan: Plan) -> dict[str, Any]:
+    """Measure one case once; returns its result record (quality included when it made a GIF)."""
+    spec = WORKLOADS[workload]
+    record: dict[str, Any] = {"workload": workload, "frames": frames, "case": case.name, "kind": case.kind,
+                              "label": case.label, "variant": case.variant}
+    missing = missing_needs(case)
+    if missing:
+        return {**record, "status": "unavailable", "error": f"missing: {', '.join(missing)}"}
+    if plan.cap_slow and case.max_frames is not None and frames > case.max_frames:
+        return {**record, "status": "skipped", "error": f"capped at {case.max_frames} frames to bound run time"}
+    if case.kind != E2E and not raw.exists():
+        return {**record, "status": "skipped", "error": "no raw stream (dump_raw failed)"}
+
+    out = raw if case.name == "dump_raw" else workdir / f"{case.name}.gif"
+    out.unlink(missing_ok=True)
+    env = _child_env(imagemagick.variant_env(case.variant, workdir))
+    log = workdir / f"{case.name}.log"
+    if case.kind == E2E:
+        result_file = workdir / f"{case.name}.result.json"
+        result_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "benchmarks.child", case.name, workload, str(frames), str(out),
+                str(result_file)]
+        m = run_measured(argv, env=env, log=log, timeout=plan.timeout_s, cwd=REPO)
+        child = json.loads(result_file.read_text()) if result_file.exists() else {}
+        status = child.get("status", "failed")
+        wall = child.get("wall_s")
+        error = child.get("error") or (None if m.returncode == 0 else m.stderr_tail[-1500:])
+    else:
+        argv, via_stdin = encode_command(case, raw, spec.size, spec.fps, out)
+        record["command"] = " ".join(argv) + (f" < {raw.name}" if via_stdin else "")
+        m = run_measured(argv, env=env, stdin=raw if via_stdin else None, log=log, timeout=plan.timeout_s,
+                         cwd=REPO)
+        ok = m.returncode == 0 and out.exists() and out.stat().st_size > 0
+        status, wall = ("ok" if ok else "failed"), m.process_s
+        error = None if ok else (m.stderr_tail.strip()[-1500:] or f"exit status {m.returncode}")
+    if m.timed_out:
+        status, error = "failed", f"timed out after {plan.timeout_s:.0f} s (killed)"
+    makes_gif = case.name not in ("render_only", "dump_raw")
+    if status == "ok" and makes_gif and not (out.exists() and out.stat().st_size):
+        status, error = "failed", "no output written"
+    record.update({
+        "status": status, "error": error, "wall_s": wall, "process_s": m.process_s, "cpu_s": m.cpu_s,
+        "peak_rss_mb": m.peak_rss_mb, "rss_samples": m.samples, "returncode": m.returncode,
+        "output_bytes": out.stat().st_size if case.name != "render_only" and out.exists() else None,
+    })
+    if status == "ok" and makes_gif and raw.exists():
+        try:
+            record["quality"] = evaluate(out, raw, spec.size, spec.fps).as_dict()
+        except Exception as exc:  # an undecodable GIF is a finding, not a crash
+            record["quality_error"] = f"{type(exc).__name__}: {exc}"
+    if makes_gif and not plan.keep:
+        out.unlink(missing_ok=True)
+    return record
+
+
+def run_repeated(case: Case, workload: str, frames: int, workdir: Path, raw: Path, plan: Plan) -> dict[str, Any]:
+    """Run a case ``plan.repeat`` times (once if it does not succeed): best wall time, worst peak RSS."""
+    runs = [run_case(case, workload, frames, workdir, raw, plan)]
+    while len(runs) < plan.repeat and runs[-1].get("status") == "ok":
+        runs.append(run_case(case, workload, frames, workdir, raw, plan))
+    if len(runs) == 1:
+        return runs[0]
+    best = min(runs, key=lambda r: r["wall_s"])
+    return {**best, "runs": len(runs), "wall_s_all": [round(r["wall_s"], 3) for r in runs],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
+def add_ratios(results: list[dict[str, Any]]) -> None:
+    """Ratio of wall time to the render-only floor (end-to-end) or to tuned convert (encode-only)."""
+    base: dict[tuple[str, int, str], float] = {}
+    for r in results:
+        if r["case"] in (FLOOR, ENCODE_BASELINE) and r.get("status") == "ok" and r.get("wall_s"):
+            base[(r["workload"], r["frames"], r["case"])] = r["wall_s"]
+    for r in results:
+        ref = FLOOR if r["kind"] == E2E else ENCODE_BASELINE
+        b = base.get((r["workload"], r["frames"], ref))
+        r["ratio_to"] = ref
+        r["ratio"] = round(r["wall_s"] / b, 3) if b and r.get("wall_s") and r.get("status") == "ok" else None
+
+
+def run_plan(plan: Plan, *, out_dir: Path = OUT_DIR, results_path: Path,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``plan`` and write ``results_path`` (JSON) after every case; returns the document."""
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {
+        "schema": 1, "mode": plan.mode, "started": _now(), "finished": None,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
+        "machine": machine.describe(REPO),
+        "imagemagick_variants": imagemagick.describe_variants(out_dir),
+        "workloads": {name: {"size": list(WORKLOADS[name].size), "fps": WORKLOADS[name].fps,
+                             "description": WORKLOADS[name].description, "frames": sizes}
+                      for name, sizes in plan.sizes.items()},
+        "notes": {
+            "wall_s": "end-to-end: figure build + ani.save() inside a fresh interpreter, imports excluded; "
+                      "encode-only: the command's wall time",
+            "peak_rss_mb": "max of 50 ms samples of summed RSS over the process tree (python + encoder)",
+            "cpu_s": "user + system CPU of the process and its reaped children",
+            "psnr": "decoded GIF (Pillow, disposal honoured) vs source RGBA frames composited on white; "
+                    "every k-th frame when stride > 1; 100 dB means identical",
+            "play_s": "sum of decoded GIF frame delays; expected_play_s = frames / fps",
+            "ratio": f"end-to-end: wall / {FLOOR}; encode-only: wall / {ENCODE_BASELINE}",
+        },
+        "results": [],
+    }
+    try:
+        for workload, sizes in plan.sizes.items():
+            for frames in sizes:
+                workdir = out_dir / f"{workload}-{frames}"
+                workdir.mkdir(parents=True, exist_ok=True)
+                raw = workdir / "source.rgba"
+                raw.unlink(missing_ok=True)
+                order = ["dump_raw", *[c for c in plan.cases if c != "dump_raw"]]
+                for name in order:
+                    record = run_repeated(CASES[name], workload, frames, workdir, raw, plan)
+                    if name == "dump_raw" and "dump_raw" not in plan.cases:
+                        record["not_requested"] = True  # needed as reference, reported anyway
+                    doc["results"].append(record)
+                    add_ratios(doc["results"])
+                    _write(doc, results_path)
+                    log(_progress(record))
+                if not plan.keep:
+                    shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        doc["finished"] = _now()
+        doc["duration_s"] = round(time.perf_counter() - started, 1)
+        doc["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        _write(doc, results_path)
+        if not plan.keep:
+            shutil.rmtree(out_dir / "policy-raised", ignore_errors=True)
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+    return doc
+
+
+def _write(doc: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _progress(r: dict[str, Any]) -> str:
+    q = r.get("quality") or {}
+    parts = [f"{r['workload']}-{r['frames']:<5} {r['case']:<24} {r['status']:<11}"]
+    if r.get("wall_s") is not None:
+        parts.append(f"{r['wall_s']:7.1f} s  {r.get('peak_rss_mb', 0):7.0f} MB")
+    if q.get("psnr_mean") is not None:
+        parts.append(f"PSNR {q['psnr_mean']:.1f}/{q['psnr_min']:.1f} dB  play {q['play_s']:.1f}/{q['expected_play_s']:.1f} s")
+    if r.get("error") and r["status"] != "ok":
+        parts.append("| " + " ".join(str(r["error"]).split())[:140])
+    return "  ".join(parts)

@@ -1,0 +1,95 @@
+"""Smoke test of the benchmark harness: the quick mode's code path on a handful of frames.
+
+No timing assertions: this checks that cases run in their own processes, that results, the markdown table
+and the plot come out, and that quality figures are sane. Cases whose tools are missing (ffmpeg is only
+installed by `make bench`; magicktune's writers may not exist yet) must be recorded, not crash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import report
+from benchmarks.__main__ import main
+from benchmarks.cases import CASES
+from benchmarks.quality import evaluate
+
+SMOKE_CASES = ["render_only", "mpl_imagemagick", "mpl_pillow", "mt_magicktune", "convert_stock",
+               "convert_policy", "mt_encode"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    root = tmp_path_factory.mktemp("bench")
+    results = root / "results"
+    code = main(["--quick", "--frames", "seed=3,5", "--cases", ",".join(SMOKE_CASES), "--name", "smoke",
+                 "--results-dir", str(results), "--out-dir", str(root / "out"), "--timeout", "240"])
+    assert code == 0
+    return json.loads((results / "smoke.json").read_text()), root
+
+
+def test_every_requested_case_is_recorded(smoke: tuple[dict, Path]) -> None:
+    doc, _ = smoke
+    seen = {(r["frames"], r["case"]) for r in doc["results"]}
+    for frames in (3, 5):
+        for case in ["dump_raw", *SMOKE_CASES]:
+            assert (frames, case) in seen
+    for r in doc["results"]:
+        assert r["status"] in {"ok", "failed", "unavailable", "skipped"}, r
+        assert r["kind"] == CASES[r["case"]].kind
+
+
+def test_measured_figures_are_sane(smoke: tuple[dict, Path]) -> None:
+    doc, _ = smoke
+    by = {(r["frames"], r["case"]): r for r in doc["results"]}
+    floor = by[(5, "render_only")]
+    assert floor["status"] == "ok", floor
+    assert floor["wall_s"] > 0 and floor["peak_rss_mb"] > 10 and floor["ratio"] == 1.0
+    pillow = by[(5, "mpl_pillow")]
+    assert pillow["status"] == "ok", pillow
+    assert pillow["output_bytes"] > 0
+    q = pillow["quality"]
+    assert q["frames_decoded"] == 5 and q["frames_evaluated"] == 5
+    assert 20 < q["psnr_min"] <= q["psnr_mean"] <= 100
+    assert q["expected_play_s"] == pytest.approx(5 / 30)
+    raw = by[(5, "dump_raw")]
+    assert raw["output_bytes"] == 5 * 432 * 720 * 4
+    for r in doc["results"]:
+        if r["case"].startswith("mt_") and r["status"] == "unavailable":
+            assert "magicktune" in r["error"]
+
+
+def test_scratch_is_cleaned_and_reports_render(smoke: tuple[dict, Path]) -> None:
+    doc, root = smoke
+    assert not (root / "out").exists()
+    assert (root / "results" / "smoke.png").stat().st_size > 0
+    table = report.markdown(doc)
+    assert "| `mpl_pillow` |" in table and "seed, 5 frames" in table and "cores" in table
+    assert doc["machine"]["cores"] and doc["imagemagick_variants"]["stock"]["sets"] == {}
+
+
+def test_cli_table_flag(smoke: tuple[dict, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, root = smoke
+    assert main(["--table", str(root / "results" / "smoke.json")]) == 0
+    assert "| case |" in capsys.readouterr().out
+
+
+def test_psnr_of_a_lossless_gif_is_capped(tmp_path: Path) -> None:
+    """Two flat-colour frames survive GIF exactly: PSNR is the 100 dB cap and play time adds up."""
+    frames = np.zeros((2, 4, 6, 4), np.uint8)
+    frames[..., 3] = 255
+    frames[0, ..., 0] = 200
+    frames[1, ..., 2] = 100
+    raw = tmp_path / "src.rgba"
+    raw.write_bytes(frames.tobytes())
+    images = [Image.fromarray(f[..., :3]) for f in frames]
+    gif = tmp_path / "out.gif"
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=50, loop=0)
+    q = evaluate(gif, raw, (6, 4), fps=20)
+    assert q.psnr_min == q.psnr_mean == 100.0
+    assert q.play_s == pytest.approx(0.1) and q.expected_play_s == pytest.approx(0.1)
