@@ -120,7 +120,6 @@ _RIGHTS = {"none": frozenset(), "read": frozenset({"read"}), "write": frozenset(
            "execute": frozenset({"execute"}), "all": frozenset({"read", "write", "execute"})}
 _ALL_RIGHTS = _RIGHTS["all"]
 _PRESET_KEYS = {"description", "resources", "rules"}
-_CONFIG_KEYS = {"preset", TEMPORARY_PATH, "resources"}
 
 
 @dataclass
@@ -203,7 +202,8 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
     data = _yaml_mapping(text, source)
     unknown = set(data) - _PRESET_KEYS
     if unknown:
-        raise ValueError(f"{source}: unknown key {sorted(unknown)[0]!r}: a preset has {', '.join(sorted(_PRESET_KEYS))}")
+        raise ValueError(f"{source}: unknown key {sorted(unknown)[0]!r}: "
+                         f"a preset has {', '.join(sorted(_PRESET_KEYS))}")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ValueError(f"{source}: description: must be text")
@@ -211,6 +211,11 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
     temp = str(temporary_path) if temporary_path is not None else temp
     rules = _preset_rules(data.get("rules") or [], source)
     return Preset(name, description.strip(), _parsed(sizes, source, temp), rules, temp, sizes, source)
+
+
+def override_dir() -> Path:
+    """A per-user directory for an override policy.xml, to put first on MAGICK_CONFIGURE_PATH."""
+    return Path(platformdirs.user_config_dir("magicktune")) / "imagemagick"
 
 
 def user_config_path() -> Path:
@@ -260,7 +265,12 @@ def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults
     defaults = user_defaults() if defaults is None else defaults
     chosen = name_or_path or defaults.get("preset") or "animation"
     temp = temporary_path if temporary_path is not None else defaults.get(TEMPORARY_PATH)
-    preset = load_preset(chosen, temporary_path=temp)
+    try:
+        preset = load_preset(chosen, temporary_path=temp)
+    except ValueError as error:
+        if name_or_path:
+            raise
+        raise ValueError(f"{user_config_path()}: preset: {error}") from None
     sizes = {**preset.sizes, **(defaults.get("resources") or {}),
              **{name: value for name, value in (resources or {}).items() if value is not None}}
     extra, extra_temp = _resource_texts(sizes, "resource overrides", "resources")
@@ -274,7 +284,11 @@ def system_policy(imagemagick: magick.ImageMagick | None = None,
                   env: Mapping[str, str] | None = None) -> list[PolicyRule]:
     """Every rule ImageMagick loads in this environment, read from its files in search order."""
     im = imagemagick or magick.find()
-    listed = im.policy_rules(env=env)
+    return _from_files(im.policy_rules(env=env), env)
+
+
+def _from_files(listed: list[PolicyRule], env: Mapping[str, str] | None) -> list[PolicyRule]:
+    """The rules of the files a `-list policy` names, read as written (rights, order), listing as fallback."""
     rules: list[PolicyRule] = []
     for name in _search_order(magick.policy_files(listed), env):
         try:
@@ -306,13 +320,15 @@ def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: boo
     preset_values = [rule for rule in preset.rules if rule.domain in VALUE_DOMAINS
                      and (rule.domain, rule.name) not in named_values]
     preset_rights = [rule for rule in preset.rules if rule.domain in SECURITY_DOMAINS]
-    origin = f"magicktune preset {preset.name!r} ({preset.source})"
+    asked = ", ".join(f"{name} {size}" for name, size in preset.sizes.items())
+    origin = f"magicktune preset {preset.name!r} ({preset.source}; {asked or 'no resources'})"
     if not standalone:
+        added = (f"adds {len(preset_rights)} security rules, which the system's rules (loaded later, the last "
+                 f"match wins) overrule wherever they match" if preset_rights else "adds no security rule")
         return render(preset.resources, temporary_path=preset.temporary_path,
                       rules=[*preset_values, *preset_rights],
-                      comment=f"{origin}, override for MAGICK_CONFIGURE_PATH: restates resources; adds "
-                              f"{len(preset_rights)} security rules that the system's rules, loaded later, "
-                              f"overrule wherever they match. Every system rule stays in force.")
+                      comment=f"{origin}. Override for MAGICK_CONFIGURE_PATH: restates resources and {added}; "
+                              f"every rule of the system policy stays in force.")
     resources = dict(preset.resources)
     temp = preset.temporary_path
     for rule in system:
@@ -335,7 +351,7 @@ def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: boo
     return render(resources, temporary_path=temp,
                   rules=[*reversed(system_values), *preset_values, *preset_rights,
                          *(system_rights if keep_system_rules else [])],
-                  comment=f"{origin}, standalone policy: its resources and rules, {kept}.")
+                  comment=f"{origin}. Standalone policy: its resources and rules, {kept}.")
 
 
 def save(path: str | os.PathLike, text: str, *, private: bool | None = None) -> Path:
@@ -373,7 +389,7 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     im = imagemagick or magick.find()
     environ = os.environ if env is None else env
     listed = im.policy_rules(env=env)
-    rules = system_policy(im, env)
+    rules = _from_files(listed, env)
     caps = magick.resource_caps(rules)
     settings = []
     for name, value in im.resources(env=env).items():
@@ -384,7 +400,8 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
         elif variable in environ:
             source = f"${variable}={environ[variable]}" + (f", below the cap in {cap[1]}" if cap else "")
         elif cap is not None:
-            source = f"ImageMagick's default, below the cap {units.human(cap[0], units.RESOURCE_KINDS[name])} in {cap[1]}"
+            cap_text = units.human(cap[0], units.RESOURCE_KINDS[name])
+            source = f"ImageMagick's default, below the cap {cap_text} in {cap[1]}"
         else:
             source = "ImageMagick's default"
         settings.append(ResourceSetting(name, value, source))
@@ -668,7 +685,8 @@ def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, s
     if standalone:
         for rule, probe, extra in weakened:
             findings.append(Finding("error", f"installed in place of the system policy, this file weakens "
-                                             f"{_describe(rule)}: {rule.domain} {probe!r} gains {'|'.join(sorted(extra))}"))
+                                             f"{_describe(rule)}: {rule.domain} {probe!r} gains "
+                                             f"{'|'.join(sorted(extra))}"))
         weakened_rules = {id(rule) for rule, _, _ in weakened}
         for rule in dropped:
             if id(rule) not in weakened_rules:

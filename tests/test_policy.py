@@ -1,12 +1,11 @@
 import os
 import stat
 import subprocess
-from pathlib import Path
 
 import psutil
 import pytest
 
-from magicktune import magick, policy, units
+from magicktune import magick, policy
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +102,8 @@ def test_locked_down_refuses_pipes_as_its_description_says(im, env, tmp_path):
 
 def test_standalone_restates_every_system_security_rule_last(im, env, tmp_path):
     system = system_security(im, env)
-    text = policy.generate(policy.load_preset("locked-down"), standalone=True, system_rules=policy.system_policy(im, env))
+    text = policy.generate(policy.load_preset("locked-down"), standalone=True,
+                           system_rules=policy.system_policy(im, env))
     written = policy.write(tmp_path / "policy.xml", text)
     rules = policy.read(written)
     tail = [(r.domain, r.rights, r.pattern) for r in rules[-len(system):]] if system else []
@@ -247,3 +247,11 @@ def test_show_names_the_environment_when_a_variable_lowers_a_limit(im, env):
     shown = policy.show(im, env={**env, "MAGICK_THREAD_LIMIT": "1"})
     thread = next(setting for setting in shown.resources if setting.name == "thread")
     assert thread.value == 1 and "MAGICK_THREAD_LIMIT" in thread.source
+
+
+def test_an_unknown_preset_in_the_user_config_names_the_config(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    config.write_text("preset: gifs\n")
+    monkeypatch.setenv(policy.CONFIG_ENV, str(config))
+    with pytest.raises(ValueError, match=f"{config}: preset: no preset named 'gifs'"):
+        policy.configured_preset()
