@@ -1,6 +1,5 @@
 import os
 import stat
-import subprocess
 
 import psutil
 import pytest
@@ -61,30 +60,38 @@ def test_percentages_resolve_against_this_machine():
     assert preset.resources["list-length"] is None
 
 
+def indirect_read(im, env, tmp_path):
+    """Run `convert @list.txt out.png`, which Debian's path @* rule refuses."""
+    frame = tmp_path / "frame.gif"
+    if not frame.exists():
+        im.run(["-size", "4x4", "xc:red", str(frame)], env=env)
+        (tmp_path / "list.txt").write_text(f"{frame}\n")
+    return im.run([f"@{tmp_path / 'list.txt'}", str(tmp_path / "out.png")], env=env, check=False)
+
+
 def test_override_keeps_every_system_security_rule_in_force(im, env, tmp_path):
     before = security_rules(im.policy_rules(env=env))
+    denies_indirect = "security policy" in indirect_read(im, env, tmp_path).stderr
     for name in policy.available_presets():
         directory = tmp_path / name
         policy.write(directory / "policy.xml",
                      policy.generate(policy.load_preset(name), system_rules=policy.system_policy(im, env)))
         after = security_rules(im.policy_rules(env=override_env(env, directory)))
         assert before <= after, name
+        if denies_indirect:
+            assert "security policy" in indirect_read(im, override_env(env, directory), tmp_path).stderr, name
 
 
 def test_an_override_that_grants_cannot_loosen_a_system_denial(im, env, tmp_path):
     rules = policy.system_policy(im, env)
     if not any(r.domain == "path" and r.pattern == "@*" and r.rights == "none" for r in rules):
         pytest.skip("the system policy here does not deny indirect @file reads")
-    (tmp_path / "frame.gif").write_bytes(b"")
-    subprocess.run([*im.convert, "-size", "4x4", "xc:red", str(tmp_path / "frame.gif")], check=True, env=env)
-    (tmp_path / "list.txt").write_text(str(tmp_path / "frame.gif") + "\n")
     hostile = tmp_path / "hostile.yaml"
     hostile.write_text("description: tries to allow @file\nresources: {memory: 1GiB}\n"
                        "rules:\n  - {domain: path, rights: read|write, pattern: '@*'}\n")
     directory = tmp_path / "override"
     policy.write(directory / "policy.xml", policy.generate(policy.load_preset(hostile), system_rules=rules))
-    result = im.run([f"@{tmp_path / 'list.txt'}", str(tmp_path / "out.png")], env=override_env(env, directory),
-                    check=False)
+    result = indirect_read(im, override_env(env, directory), tmp_path)
     assert result.returncode != 0
     assert "security policy" in result.stderr
     findings = policy.check(directory / "policy.xml", im)
