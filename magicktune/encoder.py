@@ -153,7 +153,8 @@ class _InFlight:
     last_index: int
 
 
-def _cores() -> int:
+def cores() -> int:
+    """CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -175,6 +176,7 @@ class GifEncoder:
         loop: int | None = 0,
         comment: str | None = None,
         workers: int | None = None,
+        magick_threads: int | None = None,
         treedepth: int = DEFAULT_TREEDEPTH,
         progress: Progress | None = None,
         total_frames: int | None = None,
@@ -196,7 +198,7 @@ class GifEncoder:
         self.comment = comment
         self.progress = progress
         self.total_frames = total_frames
-        self.workers = workers or _cores()
+        self.workers = workers or cores()
         self.stats: EncodeStats | None = None
         self._delays = delay_schedule(fps)
         self._started = time.perf_counter()
@@ -218,7 +220,7 @@ class GifEncoder:
             self._tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
             self._fp = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
         self._thread_limit = wand.resource.limits["thread"]
-        wand.resource.limits["thread"] = max(1, _cores() // self.workers)
+        wand.resource.limits["thread"] = magick_threads or max(1, cores() // self.workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
 
     def __enter__(self) -> GifEncoder:

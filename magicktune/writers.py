@@ -10,9 +10,18 @@ import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
-from .encoder import EncodeStats, GifEncoder
+from .encoder import EncodeStats, GifEncoder, cores
 
-_OPTIONS = {"colors": int, "dither": str, "optimize": bool, "global_palette": bool, "loop": int, "workers": int, "treedepth": int}
+_OPTIONS = {
+    "colors": int,
+    "dither": str,
+    "optimize": bool,
+    "global_palette": bool,
+    "loop": int,
+    "workers": int,
+    "magick_threads": int,
+    "treedepth": int,
+}
 
 
 def _parse_value(kind: type, text: str) -> Any:
@@ -45,7 +54,10 @@ def metadata_comment(metadata: dict[str, Any] | None) -> str | None:
 
 @animation.writers.register("magicktune")
 class MagickTuneWriter(AbstractMovieWriter):
-    """Animated GIF writer that quantizes frames in ImageMagick while matplotlib renders the next ones."""
+    """Animated GIF writer that quantizes frames in ImageMagick while matplotlib renders the next ones.
+
+    Rendering keeps one core busy, so the pool gets the others (at least one worker, one ImageMagick thread).
+    """
 
     def __init__(
         self,
@@ -75,9 +87,8 @@ class MagickTuneWriter(AbstractMovieWriter):
         super().setup(fig, outfile, dpi=dpi)
         self._size_inches = tuple(fig.get_size_inches())
         self.stats = None
-        self._encoder = GifEncoder(
-            outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata), **self.options
-        )
+        options = {"workers": max(1, cores() - 1), "magick_threads": 1, **self.options}
+        self._encoder = GifEncoder(outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata), **options)
 
     def grab_frame(self, **savefig_kwargs) -> None:
         for key in ("dpi", "bbox_inches", "format"):
