@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from io import BytesIO
 from typing import Any, Iterator
 
@@ -125,7 +126,47 @@ class MagickTuneWriter(AbstractMovieWriter):
         self.finish()
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# writer='imagemagick_tuned': an ImageMagickWriter subclass that runs `convert` under magicktune.limits, sized by
-# magicktune.profile's plan. Not built yet; it goes here, registered with animation.writers.register(...).
-# ---------------------------------------------------------------------------------------------------------------
+@animation.writers.register("imagemagick_tuned")
+class ImageMagickTunedWriter(animation.ImageMagickWriter):
+    """matplotlib's pipe-to-convert GIF writer, with convert started under the limits magicktune.profile plans.
+
+    `frames` (if known) lets the plan size the pixel cache and list length; the limits stay in force until
+    finish(), since convert reads its policy.xml some time after it starts.
+    """
+
+    def __init__(self, *args: Any, frames: int | None = None, temporary_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.frames = frames
+        self.temporary_path = temporary_path
+        self.plan = None
+        self._applied = None
+
+    def setup(self, fig, outfile, dpi=None) -> None:
+        from .limits import apply
+        from .profile import Job, plan
+
+        dpi = fig.dpi if dpi is None else dpi
+        width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
+        fps = self.fps if 0 < self.fps <= 100 else None
+        self.plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Wand has started ImageMagick")  # the limits are for convert
+            self._applied = apply(**self.plan.limit_arguments(), verify=False)
+        try:
+            super().setup(fig, outfile, dpi)
+        except BaseException:
+            self._release()
+            raise
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        from .limits import restore
+
+        if self._applied is not None:
+            restore(self._applied)
+            self._applied = None

@@ -153,3 +153,22 @@ def test_stats_after_save(tmp_path):
     animation.FuncAnimation(fig, update, frames=5).save(tmp_path / "out.gif", writer=writer)
     assert writer.stats.frames == 5
     assert writer.stats.bytes == (tmp_path / "out.gif").stat().st_size
+
+
+def test_imagemagick_tuned_runs_convert_under_planned_limits(tmp_path):
+    import os as _os
+
+    fig, update = scatter_figure()
+    seen = []
+
+    def watch(i, n):
+        seen.append(_os.environ.get("MAGICK_LIST_LENGTH_LIMIT"))
+
+    before = dict(_os.environ)
+    writer = animation.writers["imagemagick_tuned"](fps=10, frames=6)
+    animation.FuncAnimation(fig, update, frames=6).save(tmp_path / "out.gif", writer=writer, progress_callback=watch)
+    frames, durations, _ = decode(tmp_path / "out.gif")
+    assert len(frames) == 6
+    assert seen and all(value == "7" for value in seen)
+    assert writer.plan.job.frames == 6
+    assert dict(_os.environ) == before
