@@ -19,7 +19,7 @@ from wand.api import libmagick, library
 from wand.image import Image
 from wand.version import MAGICK_VERSION_NUMBER
 
-from .gif import DISPOSE_BACKGROUND, DISPOSE_NONE, GifFrame, GifWriter, delay_schedule, split_gif
+from .gif import DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, GifFrame, GifWriter, delay_schedule, split_gif
 
 DITHERS = ("none", "floyd-steinberg", "riemersma")
 # Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
@@ -182,6 +182,7 @@ class GifEncoder:
         total_frames: int | None = None,
     ) -> None:
         width, height = (int(v) for v in size)
+        self._delays = delay_schedule(fps)
         if width <= 0 or height <= 0:
             raise ValueError(f"size must be positive, got {size!r}")
         if not 2 <= colors <= 256:
@@ -200,7 +201,6 @@ class GifEncoder:
         self.total_frames = total_frames
         self.workers = workers or cores()
         self.stats: EncodeStats | None = None
-        self._delays = delay_schedule(fps)
         self._started = time.perf_counter()
         self._frames_in = 0
         self._pending: _Pending | None = None
@@ -212,16 +212,21 @@ class GifEncoder:
         self._closed = False
         self._path: str | None = None
         self._tmp: str | None = None
-        if hasattr(path, "write"):
-            self._fp: BinaryIO = path  # type: ignore[assignment]
-        else:
-            self._path = os.path.abspath(os.fspath(path))
-            directory, name = os.path.split(self._path)
-            self._tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
-            self._fp = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
         self._thread_limit = wand.resource.limits["thread"]
         wand.resource.limits["thread"] = magick_threads or max(1, cores() // self.workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+        if hasattr(path, "write"):
+            self._fp: BinaryIO = path  # type: ignore[assignment]
+            return
+        self._path = os.path.abspath(os.fspath(path))
+        directory, name = os.path.split(self._path)
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            self._fp = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+        except BaseException:
+            self._shutdown()
+            raise
+        self._tmp = tmp
 
     def __enter__(self) -> GifEncoder:
         return self
@@ -248,7 +253,12 @@ class GifEncoder:
             index = self._frames_in
             self._frames_in += 1
             pending = self._pending
-            if pending is not None and self.optimize and np.array_equal(pending.src, src):
+            if (
+                pending is not None
+                and self.optimize
+                and pending.delay + delay <= MAX_DELAY_CS
+                and np.array_equal(pending.src, src)
+            ):
                 pending.delay += delay
                 pending.last_index = index
                 return
@@ -345,7 +355,7 @@ class GifEncoder:
         else:
             assert prev is not None
             changed = frame.src.view(np.uint32)[..., 0] != prev.src.view(np.uint32)[..., 0]
-            x0, y0, x1, y1 = _bbox(changed)
+            x0, y0, x1, y1 = _bbox(changed) if changed.any() else (0, 0, 1, 1)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
             if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
                 pixels = crop[..., :3]
@@ -419,7 +429,7 @@ def encode_stream(
     progress: Progress | None = None,
     **options,
 ) -> EncodeStats:
-    """Encode a raw RGBA frame stream (a file, a path, or '-' for stdin) to an animated GIF at `output`."""
+    """Encode a raw RGBA frame stream (a file, a path, or '-' for stdin) to an animated GIF at `output` ('-': stdout)."""
     width, height = size
     frame_bytes = width * height * 4
     if hasattr(source, "read"):
@@ -436,6 +446,8 @@ def encode_stream(
                 total = max(0, info.st_size - fp.tell()) // frame_bytes  # type: ignore[union-attr]
         except (AttributeError, OSError, ValueError):
             pass
+        if not hasattr(output, "write") and os.fspath(output) == "-":
+            output = sys.stdout.buffer
         with GifEncoder(output, size, fps, progress=progress, total_frames=total, **options) as encoder:
             while True:
                 data = _read_exact(fp, frame_bytes)  # type: ignore[arg-type]

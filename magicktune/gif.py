@@ -9,6 +9,7 @@ from fractions import Fraction
 from typing import BinaryIO, Iterator
 
 MIN_DELAY_CS = 2
+MAX_DELAY_CS = 0xFFFF
 DISPOSE_NONE = 1
 DISPOSE_BACKGROUND = 2
 
@@ -29,7 +30,10 @@ def delay_schedule(fps: float) -> Iterator[int]:
     """Per-frame delays in cs whose running total is the exact time truncated (30 fps -> 3, 3, 4, ...), never below 2."""
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
-    step = Fraction(100) / Fraction(fps)
+    return _delays(Fraction(100) / Fraction(fps).limit_denominator(10**6))
+
+
+def _delays(step: Fraction) -> Iterator[int]:
     exact = Fraction(0)
     emitted = 0
     while True:
@@ -166,12 +170,14 @@ class GifWriter:
     def write_frame(self, frame: GifFrame, delay_cs: int, disposal: int = DISPOSE_NONE) -> None:
         """Append one frame with its graphic control extension; its local table is dropped when it equals the global one."""
         left, top, width, height = frame.rect
+        if not 0 <= delay_cs <= MAX_DELAY_CS:
+            raise ValueError(f"a GIF delay is 0..{MAX_DELAY_CS} cs, got {delay_cs}")
         if left + width > self.size[0] or top + height > self.size[1]:
             raise ValueError(f"frame rect {frame.rect} exceeds the {self.size[0]}x{self.size[1]} screen")
         packed = (disposal & 7) << 2
         if frame.transparency is not None:
             packed |= 1
-        gce = struct.pack("<4BHBB", 0x21, 0xF9, 4, packed, min(delay_cs, 0xFFFF), frame.transparency or 0, 0)
+        gce = struct.pack("<4BHBB", 0x21, 0xF9, 4, packed, delay_cs, frame.transparency or 0, 0)
         palette = pad_palette(frame.palette)
         iflags = 0x40 if frame.interlaced else 0
         local = palette != self.global_palette

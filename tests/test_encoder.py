@@ -104,6 +104,13 @@ def test_identical_frames_merge_keeping_play_time(tmp_path):
         assert psnr(got, want) > 30
 
 
+def test_merged_delay_splits_before_the_16_bit_limit(tmp_path):
+    stats = encode(tmp_path / "out.gif", [scene(1)[0]] * 14, fps=0.02)
+    frames, durations, _ = decode(tmp_path / "out.gif")
+    assert stats.gif_frames == len(frames) == 2
+    assert sum(durations) == 14 * 50 * 1000
+
+
 def test_rgb_arrays_and_rgba_bytes_are_accepted(tmp_path):
     source = scene(4)
     with GifEncoder(tmp_path / "out.gif", (W, H), 10) as encoder:
@@ -221,6 +228,8 @@ def test_options_are_checked(tmp_path):
         GifEncoder(tmp_path / "out.gif", (W, H), 30, dither="ordered")
     with pytest.raises(ValueError, match="colors"):
         GifEncoder(tmp_path / "out.gif", (W, H), 30, colors=300)
+    with pytest.raises(ValueError, match="fps"):
+        GifEncoder(tmp_path / "out.gif", (W, H), 0)
     assert leftovers(tmp_path) == []
 
 
