@@ -63,19 +63,40 @@ def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int)
     acquire.restype, acquire.argtypes = ctypes.POINTER(_QuantizeInfo6), [ctypes.c_void_p]
     libmagick.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
     libmagick.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
-    library.GetImageFromMagickWand.restype = ctypes.c_void_p
-    library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
     info = acquire(None)
     try:
         info.contents.number_colors = colors
         info.contents.tree_depth = treedepth
         info.contents.dither = 1
         info.contents.dither_method = dither_method
-        if not libmagick.QuantizeImage(info, library.GetImageFromMagickWand(image.wand)):
+        if not libmagick.QuantizeImage(info, _image_pointer(image)):
             image.raise_exception()
             raise EncodeError("ImageMagick QuantizeImage failed")
     finally:
         libmagick.DestroyQuantizeInfo(info)
+
+
+def _image_pointer(image: Image) -> int:
+    library.GetImageFromMagickWand.restype = ctypes.c_void_p
+    library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
+    return library.GetImageFromMagickWand(image.wand)
+
+
+def compact_colormap(image: Image) -> int:
+    """Drop unused and duplicate colormap entries (dithering leaves some) and return how many remain."""
+    if MAGICK_VERSION_NUMBER >= 0x700:
+        libmagick.AcquireExceptionInfo.restype = ctypes.c_void_p
+        libmagick.CompressImageColormap.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        libmagick.DestroyExceptionInfo.argtypes = [ctypes.c_void_p]
+        exception = libmagick.AcquireExceptionInfo()
+        ok = libmagick.CompressImageColormap(_image_pointer(image), exception)
+        libmagick.DestroyExceptionInfo(exception)
+    else:
+        libmagick.CompressImageColormap.argtypes = [ctypes.c_void_p]
+        ok = libmagick.CompressImageColormap(_image_pointer(image))
+    if not ok:
+        raise EncodeError("ImageMagick CompressImageColormap failed")
+    return image.colors
 
 
 def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
@@ -107,9 +128,10 @@ def compress(
         else:
             with Image.from_array(palette) as affinity:
                 image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
+        spare = compact_colormap(image) if spare_transparent and palette is None and not image.alpha_channel else None
         frame = split_gif(image.make_blob("gif"))
-        if spare_transparent and frame.transparency is None and palette is None and image.colors < 256:
-            frame = replace(frame, palette=frame.palette[: 3 * image.colors] + bytes(3), transparency=image.colors)
+        if spare is not None and frame.transparency is None and spare < 256:
+            frame = replace(frame, palette=frame.palette[: 3 * spare] + bytes(3), transparency=spare)
         return frame
 
 

@@ -300,3 +300,12 @@ def test_not_larger_than_convert_optimizeplus_at_higher_psnr(tmp_path):
     assert np.mean([psnr(a, b) for a, b in zip(our_frames, source)]) >= np.mean(
         [psnr(a, b) for a, b in zip(im_frames, source)]
     )
+
+
+@pytest.mark.parametrize("dither", ["riemersma", "floyd-steinberg"])
+def test_dithered_first_frame_keeps_every_colour(tmp_path, dither):
+    source = scene(3, 160, 120)
+    encode(tmp_path / "out.gif", source, dither=dither)
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert (frames[0][..., 3] == 255).all()
+    assert min(psnr(got, want) for got, want in zip(frames, source)) > 28
