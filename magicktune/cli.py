@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--fps", type=float, help="frames per second")
     plan.add_argument("--channels", type=int, default=4, help="bytes a pixel in the stream (default 4, RGBA)")
     plan.add_argument("--temp-dir", metavar="DIR", help="where a spilled pixel cache may go")
+    plan.add_argument("--optimize-layers", choices=("auto", "yes", "no"), default="auto",
+                      help="the command adds -layers OptimizePlus, which holds a second copy of the frames "
+                           "(auto: as this matplotlib's ImageMagickWriter does)")
     plan.add_argument("--format", choices=("text", "json", "shell", "policy"), default="text",
                       help="text report, JSON, `export` lines for eval, or a policy dir (see --output)")
     plan.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
@@ -69,6 +72,32 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where --format shell/policy put the override policy.xml (default: a private dir "
                            "in the user cache)")
     plan.set_defaults(run=run_apply)
+
+    policies = commands.add_parser("policy", help="generate, show and check policy.xml files")
+    actions = policies.add_subparsers(title="actions", metavar="ACTION", required=True)
+    generate = actions.add_parser("generate", help="write a preset as policy.xml (an override by default)",
+                                  description="Render a preset (policies/*.yaml, or your own YAML file) as an "
+                                              "override for MAGICK_CONFIGURE_PATH, or as a whole policy.")
+    generate.add_argument("preset", nargs="?", help="preset name or YAML file (default: your config's, "
+                                                    "else 'animation')")
+    generate.add_argument("--list", action="store_true", help="list the presets and stop")
+    generate.add_argument("--standalone", action="store_true",
+                          help="a complete policy.xml to install in place of the system's (keeps its rules)")
+    generate.add_argument("--no-system-rules", action="store_true",
+                          help="with --standalone: leave the system's security rules out (check will say so)")
+    for name in ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time"):
+        generate.add_argument(f"--{name}", metavar="SIZE", help=f"override the preset's {name}")
+    generate.add_argument("--temporary-path", metavar="DIR", help="where ImageMagick spills its cache")
+    generate.add_argument("-o", "--output", metavar="PATH", help="write here (a file or a directory) instead "
+                                                                 "of standard output")
+    generate.set_defaults(run=run_policy_generate)
+    actions.add_parser("show", help="the policy in force and where each part comes from").set_defaults(
+        run=run_policy_show)
+    check = actions.add_parser("check", help="what ImageMagick makes of a policy.xml")
+    check.add_argument("file", help="the policy.xml to check")
+    check.add_argument("--standalone", action="store_true",
+                       help="judge it as a replacement for the system policy, not an override")
+    check.set_defaults(run=run_policy_check)
 
     encode = commands.add_parser("encode", help="encode a raw RGBA stream to GIF with the streaming encoder")
     encode.add_argument("source", help="raw RGBA file, or - for standard input")
@@ -103,19 +132,16 @@ def _imagemagick(args: argparse.Namespace) -> magick.ImageMagick:
 
 def run_profile(args: argparse.Namespace) -> int:
     im = _imagemagick(args)
-    rules = im.policy_rules()
-    caps = magick.resource_caps(rules)
-    in_force = im.resources()
+    effective = policy.show(im)
     machine = profile.Machine.read()
-    security = [rule for rule in rules if rule.is_security_rule and not rule.path.startswith("[")]
+    security = [rule for rule in effective.rules if rule.is_security_rule]
     if args.json:
         print(json.dumps({
             "imagemagick": {"version": im.version, "major": im.major, "quantum_depth": im.quantum_depth,
                             "hdri": im.hdri, "openmp": im.openmp, "convert": list(im.convert),
                             "bytes_per_pixel": im.bytes_per_pixel},
-            "policy_files": magick.policy_files(rules),
-            "limits": {name: {"value": value, "set_by": caps.get(name, (None, None))[1]}
-                       for name, value in in_force.items()},
+            "policy_files": effective.files,
+            "limits": {s.name: {"value": s.value, "set_by": s.source} for s in effective.resources},
             "security_rules": [{"domain": r.domain, "rights": r.rights, "pattern": r.pattern, "file": r.path}
                                for r in security],
             "machine": vars(machine),
@@ -123,17 +149,53 @@ def run_profile(args: argparse.Namespace) -> int:
         return 0
     openmp = ", OpenMP" if im.openmp else ""
     print(f"{im.label}{openmp}, {im.bytes_per_pixel} bytes a pixel in cache: {' '.join(im.convert)}")
-    files = magick.policy_files(rules)
-    print(f"policy files: {', '.join(files) if files else 'none (built-in defaults only)'}")
+    print(f"policy files: {', '.join(effective.files) if effective.files else 'none (built-in defaults only)'}")
     print("limits:")
-    for name, value in in_force.items():
-        source = caps[name][1] if name in caps else "built-in default or environment"
-        print(f"  {name:<12} {units.human(value, units.RESOURCE_KINDS[name]):>12}   {source}")
+    for setting in effective.resources:
+        value = units.human(setting.value, units.RESOURCE_KINDS[setting.name])
+        print(f"  {setting.name:<12} {value:>12}   {setting.source}")
     print(f"security rules: {len(security)}" + "".join(
-        f"\n  {r.domain} {r.pattern}: {r.rights.strip()}   {r.path}" for r in security))
+        f"\n  {r.domain} {r.pattern}: {(r.rights or '').strip()}   {r.path}" for r in security))
     print(f"machine: {units.human(machine.ram_available)} of {units.human(machine.ram_total)} RAM free, "
           f"{machine.cpus} cores, {units.human(machine.temp_free)} free in {machine.temp_dir}")
     return 0
+
+
+def run_policy_generate(args: argparse.Namespace) -> int:
+    if args.list:
+        for name in policy.available_presets():
+            print(f"{name}: {' '.join(policy.load_preset(name).description.split())}")
+        return 0
+    if args.no_system_rules and not args.standalone:
+        raise UsageError("--no-system-rules only applies to --standalone: an override never touches system rules")
+    overrides = {name: getattr(args, name.replace("-", "_"))
+                 for name in ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time")}
+    preset = policy.configured_preset(args.preset, resources=overrides, temporary_path=args.temporary_path)
+    text = policy.generate(preset, standalone=args.standalone, keep_system_rules=not args.no_system_rules,
+                           imagemagick=_imagemagick(args))
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    written = policy.save(_policy_file(args.output), text)
+    print(f"wrote {written}")
+    if not args.standalone:
+        print(f"use it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
+              '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
+    return 0
+
+
+def run_policy_show(args: argparse.Namespace) -> int:
+    sys.stdout.write(policy.show(_imagemagick(args)).text())
+    return 0
+
+
+def run_policy_check(args: argparse.Namespace) -> int:
+    findings = policy.check(args.file, _imagemagick(args), standalone=args.standalone)
+    for finding in findings:
+        print(finding)
+    errors = sum(f.level == "error" for f in findings)
+    print(f"{args.file}: {errors} error(s), {sum(f.level == 'warning' for f in findings)} warning(s)")
+    return 1 if errors else 0
 
 
 def _job(args: argparse.Namespace) -> profile.Job:
@@ -146,7 +208,10 @@ def _job(args: argparse.Namespace) -> profile.Job:
 def run_apply(args: argparse.Namespace) -> int:
     job = _job(args)
     im = _imagemagick(args)
-    plan = profile.plan(job, im, temporary_path=args.temp_dir)
+    optimize = {"yes": True, "no": False}.get(args.optimize_layers)
+    if optimize is None:
+        optimize = profile.matplotlib_optimizes_layers()
+    plan = profile.plan(job, im, temporary_path=args.temp_dir, optimize_layers=optimize)
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     elif args.format == "text":
@@ -154,10 +219,10 @@ def run_apply(args: argparse.Namespace) -> int:
     elif args.format == "shell":
         print(shell_exports(plan, im, args.output))
     else:
-        directory = Path(args.output or _default_policy_dir(job))
         text = policy.render(plan.limits, temporary_path=plan.temporary_path,
                              comment=f"magicktune plan for {_job_words(job)}: resource limits only")
-        written = policy.write(directory / "policy.xml", text, private=args.output is None)
+        written = policy.write(_policy_file(args.output or _default_policy_dir(job)), text,
+                               private=args.output is None)
         print(f"wrote {written}\nuse it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
               '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
     return 0
@@ -167,6 +232,12 @@ def _job_words(job: profile.Job) -> str:
     frames = "an unknown number of" if job.frames is None else str(job.frames)
     rate = f" at {job.fps:g} fps" if job.fps else ""
     return f"{frames} frames of {job.width}x{job.height}{rate}"
+
+
+def _policy_file(path: str | os.PathLike) -> Path:
+    """A path ending in .xml is the file; anything else is the directory that gets policy.xml."""
+    path = Path(path)
+    return path if path.suffix == ".xml" else path / "policy.xml"
 
 
 def _default_policy_dir(job: profile.Job) -> Path:
@@ -184,8 +255,10 @@ def report(plan: profile.Plan) -> str:
         f"imagemagick  {plan.imagemagick}, {cache.bytes_per_pixel} bytes a pixel in cache",
     ]
     if cache.read_bytes is not None:
+        layers = (f", {human(cache.peak_bytes)} at the peak of -layers OptimizePlus" if cache.optimize_layers
+                  else "")
         lines.append(f"pixel cache  {human(cache.read_bytes)} while reading, {human(cache.gif_bytes)} while "
-                     f"writing GIF; list length at least {job.frames + 1}")
+                     f"writing GIF{layers}; list length at least {job.frames + 1}")
     lines.append(f"machine      {human(machine.ram_available)} of {human(machine.ram_total)} RAM free, "
                  f"{machine.cpus} cores, {human(machine.temp_free)} free in {machine.temp_dir}")
     now = ", ".join(f"{n} {human(plan.current_limits.get(n), units.RESOURCE_KINDS[n])}"
@@ -217,8 +290,8 @@ def shell_exports(plan: profile.Plan, im: magick.ImageMagick, output: str | None
     lines = [f"# magicktune: {_job_words(plan.job)}; {'; '.join(plan.warnings[:1])}"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in route.variables.items()]
     if route.needs_policy:
-        directory = Path(output) if output else _default_policy_dir(plan.job)
-        written = policy.write(directory / "policy.xml", route.policy_text(), private=output is None)
+        written = policy.write(_policy_file(output or _default_policy_dir(plan.job)), route.policy_text(),
+                               private=output is None)
         lines.append(f"export {CONFIGURE_PATH}={shlex.quote(str(written.parent))}"
                      f'"${{{CONFIGURE_PATH}:+:${CONFIGURE_PATH}}}"')
     return "\n".join(lines)

@@ -70,6 +70,13 @@ class Job:
         return None if self.frames is None else self.frame_bytes * self.frames
 
 
+def matplotlib_optimizes_layers() -> bool:
+    """Whether matplotlib's ImageMagickWriter adds `-layers OptimizePlus` here (rcParams animation.convert_args)."""
+    import matplotlib
+
+    return "-layers" in matplotlib.rcParams["animation.convert_args"]
+
+
 def parse_geometry(text: str) -> tuple[int, int]:
     """'432x720' -> (432, 720), with an error that says what a size looks like."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
@@ -120,14 +127,24 @@ class Cache:
     per_frame_read: int
     per_frame_gif: int
 
+    optimize_layers: bool = False
+
     @classmethod
-    def of(cls, job: Job, bytes_per_pixel: int) -> Cache:
+    def of(cls, job: Job, bytes_per_pixel: int, optimize_layers: bool = False) -> Cache:
         """RGBA at the quantum size, plus one index quantum per pixel once palettized for GIF."""
         per_read = job.pixels_per_frame * bytes_per_pixel
         per_gif = job.pixels_per_frame * (bytes_per_pixel + bytes_per_pixel // 4)
         frames = job.frames
         return cls(bytes_per_pixel, None if frames is None else per_read * frames,
-                   None if frames is None else per_gif * frames, per_read, per_gif)
+                   None if frames is None else per_gif * frames, per_read, per_gif, optimize_layers)
+
+    @property
+    def peak_bytes(self) -> int | None:
+        """The most the job holds at once. `-layers OptimizePlus` (matplotlib's default convert_args) builds
+        an optimized copy of the frame list while the one read stays, so its peak is both lists."""
+        if self.gif_bytes is None:
+            return None
+        return self.gif_bytes + (self.read_bytes if self.optimize_layers else 0)
 
 
 @dataclass
@@ -147,19 +164,29 @@ class Plan:
     streaming_bytes: int
     warnings: list[str] = field(default_factory=list)
 
+    def limit_arguments(self) -> dict:
+        """Keyword arguments for magicktune.limits: `with limits(**plan.limit_arguments()): ...`."""
+        arguments = {name.replace("-", "_"): value for name, value in self.limits.items()}
+        arguments["list_length"] = arguments.get("list_length") or "unlimited"
+        return {**arguments, "temporary_path": self.temporary_path}
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["job"]["stream_bytes"] = self.job.stream_bytes
+        data["cache"]["peak_bytes"] = self.cache.peak_bytes
         return data
 
 
 def plan(job: Job, imagemagick: magick.ImageMagick | None = None, *, temporary_path: str | os.PathLike | None = None,
          current_limits: dict[str, int | None] | None = None, machine: Machine | None = None,
-         workers: int | None = None) -> Plan:
-    """Plan limits, engine and temp dir for `job` on this machine with this ImageMagick."""
+         workers: int | None = None, optimize_layers: bool = False) -> Plan:
+    """Plan limits, engine and temp dir for `job` on this machine with this ImageMagick.
+
+    `optimize_layers`: the command adds `-layers OptimizePlus`, as matplotlib's ImageMagickWriter does.
+    """
     im = imagemagick or magick.find()
-    cache = Cache.of(job, im.bytes_per_pixel)
-    need = None if cache.gif_bytes is None else math.ceil(cache.gif_bytes * CACHE_HEADROOM)
+    cache = Cache.of(job, im.bytes_per_pixel, optimize_layers)
+    need = None if cache.peak_bytes is None else math.ceil(cache.peak_bytes * CACHE_HEADROOM)
     machine = machine or Machine.read(temporary_path, needed_on_disk=need or 0)
     current = im.resources() if current_limits is None else current_limits
     workers = workers or machine.cpus
@@ -219,8 +246,9 @@ def _warnings(p: Plan, need: int | None) -> list[str]:
         notes.append(f"frame count unknown: limits sized to this machine ({human(p.limits['memory'])} memory, "
                      f"{human(p.limits['disk'])} disk in {p.temporary_path}); {streaming} whatever the count")
         return notes
-    cache = (f"needs {human(p.cache.gif_bytes)} of pixel cache ({p.imagemagick}, {p.cache.bytes_per_pixel} bytes "
-             f"a pixel reading, {p.cache.per_frame_gif // p.job.pixels_per_frame} while writing GIF)")
+    layers = ", with the copy -layers OptimizePlus makes" if p.cache.optimize_layers else ""
+    cache = (f"needs {human(p.cache.peak_bytes)} of pixel cache ({p.imagemagick}, {p.cache.bytes_per_pixel} bytes "
+             f"a pixel reading, {p.cache.per_frame_gif // p.job.pixels_per_frame} while writing GIF{layers})")
     free = f"{human(p.machine.ram_available)} of RAM is free"
     if p.convert_fits == "memory":
         notes.append(f"{cache}; {free}: convert fits in memory under the planned limits; {streaming}")

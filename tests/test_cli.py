@@ -19,7 +19,8 @@ def test_apply_reports_the_seed_job():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "3000 frames of 432x720 at 30 fps: 3.73 GB of raw stream" in out
-    assert "7.46 GB while reading, 9.33 GB while writing GIF; list length at least 3001" in out
+    assert "7.46 GB while reading, 9.33 GB while writing GIF" in out
+    assert "list length at least 3001" in out
     assert "with magicktune.limits(" in out
 
 
@@ -29,6 +30,15 @@ def test_apply_json_is_the_plan():
     assert plan["job"]["stream_bytes"] == 3_732_480_000
     assert plan["limits"]["list-length"] == 3001
     assert plan["engine"] == "magicktune"
+
+
+def test_apply_sizes_for_optimize_layers_when_asked():
+    plain = json.loads(run("apply", "--frames", "100", "--size", "432x720", "--optimize-layers", "no", "--json").stdout)
+    layered = json.loads(run("apply", "--frames", "100", "--size", "432x720", "--optimize-layers", "yes",
+                             "--json").stdout)
+    assert plain["cache"]["peak_bytes"] == plain["cache"]["gif_bytes"]
+    assert layered["cache"]["peak_bytes"] == layered["cache"]["gif_bytes"] + layered["cache"]["read_bytes"]
+    assert layered["limits"]["memory"] > plain["limits"]["memory"]
 
 
 def test_apply_from_a_stream_file(tmp_path):
@@ -61,9 +71,11 @@ def test_shell_format_is_evaluable(tmp_path):
 def test_profile_names_the_files_that_set_each_limit():
     data = json.loads(run("profile", "--json").stdout)
     assert data["imagemagick"]["major"] in (6, 7)
-    for name, entry in data["limits"].items():
-        if entry["set_by"] is not None:
-            assert entry["set_by"] in data["policy_files"]
+    sources = {entry["set_by"] for entry in data["limits"].values()}
+    files = {source for source in sources if source.startswith("/")}
+    assert files <= set(data["policy_files"])
+    if data["policy_files"]:
+        assert files, "a policy file is loaded but no limit is attributed to it"
     text = run("profile").stdout
     assert "limits:" in text and "machine:" in text
 
@@ -94,3 +106,46 @@ def test_usage_errors_exit_2():
 def test_main_returns_exit_codes_in_process(capsys):
     assert cli.main(["apply", "--frames", "10", "--size", "8x8", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["job"]["frames"] == 10
+
+
+def test_policy_generate_lists_presets():
+    result = run("policy", "generate", "--list")
+    assert result.returncode == 0
+    assert {line.split(":")[0] for line in result.stdout.splitlines()} >= {"animation", "batch", "locked-down"}
+
+
+@pytest.mark.parametrize("preset", ["animation", "batch", "locked-down"])
+def test_policy_generate_then_check_loads_into_imagemagick(preset, tmp_path):
+    generated = run("policy", "generate", preset, "-o", str(tmp_path / "override"))
+    assert generated.returncode == 0, generated.stderr
+    written = tmp_path / "override" / "policy.xml"
+    checked = run("policy", "check", str(written))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 error(s)" in checked.stdout
+
+
+def test_policy_generate_overrides_a_preset_value_and_imagemagick_obeys(tmp_path):
+    result = run("policy", "generate", "animation", "--memory", "3GB", "--list-length", "3001",
+                 "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    in_force = magick.find().resources(env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)})
+    assert in_force["list-length"] == 3001
+    assert in_force["memory"] == 3 * 10**9
+
+
+def test_policy_check_flags_a_trap_and_exits_1(tmp_path):
+    bad = tmp_path / "policy.xml"
+    bad.write_text('<policymap><policy domain="resource" name="memory" value="2gb"/></policymap>')
+    result = run("policy", "check", str(bad))
+    assert result.returncode == 1
+    assert "read by ImageMagick as 2 B" in result.stdout
+
+
+def test_policy_show_names_sources():
+    result = run("policy", "show")
+    assert result.returncode == 0 and "Resources:" in result.stdout
+
+
+def test_no_system_rules_without_standalone_is_refused():
+    result = run("policy", "generate", "--no-system-rules")
+    assert result.returncode == 1 and "only applies to --standalone" in result.stderr

@@ -91,3 +91,12 @@ def test_plan_on_this_machine():
     assert plan.machine.ram_total > 0 and plan.machine.cpus >= 1
     assert plan.limits["thread"] == plan.machine.cpus
     assert plan.to_dict()["job"]["stream_bytes"] == SEED.stream_bytes
+
+
+def test_optimize_layers_holds_both_frame_lists():
+    plan = profile.plan(SEED, imagemagick_from("im6/version.txt"), current_limits=DEBIAN_LIMITS,
+                        machine=roomy_machine(), optimize_layers=True)
+    assert plan.cache.gif_bytes == 9_331_200_000
+    assert plan.cache.peak_bytes == 7_464_960_000 + 9_331_200_000
+    assert plan.limits["memory"] >= plan.cache.peak_bytes
+    assert "with the copy -layers OptimizePlus makes" in plan.warnings[0]
