@@ -57,6 +57,12 @@ class _QuantizeInfo6(ctypes.Structure):
     ]
 
 
+def _image_pointer(image: Image) -> int:
+    library.GetImageFromMagickWand.restype = ctypes.c_void_p
+    library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
+    return library.GetImageFromMagickWand(image.wand)
+
+
 def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
     """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
     acquire = libmagick.AcquireQuantizeInfo
@@ -74,29 +80,6 @@ def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int)
             raise EncodeError("ImageMagick QuantizeImage failed")
     finally:
         libmagick.DestroyQuantizeInfo(info)
-
-
-def _image_pointer(image: Image) -> int:
-    library.GetImageFromMagickWand.restype = ctypes.c_void_p
-    library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
-    return library.GetImageFromMagickWand(image.wand)
-
-
-def compact_colormap(image: Image) -> int:
-    """Drop unused and duplicate colormap entries (dithering leaves some) and return how many remain."""
-    if MAGICK_VERSION_NUMBER >= 0x700:
-        libmagick.AcquireExceptionInfo.restype = ctypes.c_void_p
-        libmagick.CompressImageColormap.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        libmagick.DestroyExceptionInfo.argtypes = [ctypes.c_void_p]
-        exception = libmagick.AcquireExceptionInfo()
-        ok = libmagick.CompressImageColormap(_image_pointer(image), exception)
-        libmagick.DestroyExceptionInfo(exception)
-    else:
-        libmagick.CompressImageColormap.argtypes = [ctypes.c_void_p]
-        ok = libmagick.CompressImageColormap(_image_pointer(image))
-    if not ok:
-        raise EncodeError("ImageMagick CompressImageColormap failed")
-    return image.colors
 
 
 def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
@@ -119,8 +102,9 @@ def compress(
 ) -> GifFrame:
     """Quantize (or remap to `palette`, a 1xN RGBA image) and LZW-compress one frame with ImageMagick's GIF coder.
 
-    `spare_transparent` declares an unused colour transparent, so decoders that fix their canvas mode from the
-    first frame (Pillow) keep an alpha channel, and restore-to-background clears to transparent, not to a colour.
+    `spare_transparent` quantizes to at most 255 colours and declares index 255 transparent, so decoders that fix
+    their canvas mode from the first frame (Pillow) keep an alpha channel, and restore-to-background clears to
+    transparent rather than to a colour.
     """
     with Image.from_array(np.ascontiguousarray(pixels)) as image:
         if palette is None:
@@ -128,11 +112,10 @@ def compress(
         else:
             with Image.from_array(palette) as affinity:
                 image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
-        spare = compact_colormap(image) if spare_transparent and palette is None and not image.alpha_channel else None
         frame = split_gif(image.make_blob("gif"))
-        if spare is not None and frame.transparency is None and spare < 256:
-            frame = replace(frame, palette=frame.palette[: 3 * spare] + bytes(3), transparency=spare)
-        return frame
+    if spare_transparent and palette is None and frame.transparency is None:
+        frame = replace(frame, palette=frame.palette.ljust(768, b"\0"), transparency=255)
+    return frame
 
 
 def _binarize_alpha(src: np.ndarray) -> np.ndarray:

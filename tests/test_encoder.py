@@ -309,3 +309,13 @@ def test_dithered_first_frame_keeps_every_colour(tmp_path, dither):
     frames, _, _ = decode(tmp_path / "out.gif")
     assert (frames[0][..., 3] == 255).all()
     assert min(psnr(got, want) for got, want in zip(frames, source)) > 28
+
+
+def test_first_frame_with_few_colours_stays_opaque(tmp_path):
+    source = [np.zeros((H, W, 4), np.uint8) + np.array([10 * k, 200, 30, 255], np.uint8) for k in range(3)]
+    for frame in source:
+        frame[5:9, 5:40, :3] = (250, 250, 250)
+    encode(tmp_path / "out.gif", source, treedepth=6)
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert all((frame[..., 3] == 255).all() for frame in frames)
+    assert min(psnr(got, want) for got, want in zip(frames, source)) > 40
