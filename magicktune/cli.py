@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--size", required=True, metavar="WxH", help="frame size in pixels, like 432x720")
     plan.add_argument("--fps", type=float, help="frames per second")
     plan.add_argument("--channels", type=int, default=4, help="bytes a pixel in the stream (default 4, RGBA)")
-    plan.add_argument("--temp-dir", metavar="DIR", help="where a spilled pixel cache may go")
+    plan.add_argument("--temp-dir", metavar="DIR",
+                      help="where a spilled pixel cache may go (default: your config's temporary-path, else the "
+                           "usual temp dir with room)")
     plan.add_argument("--optimize-layers", choices=("auto", "yes", "no"), default="auto",
                       help="the command adds -layers OptimizePlus, which holds a second copy of the frames "
                            "(auto: as this matplotlib's ImageMagickWriter does)")
@@ -211,7 +213,8 @@ def run_apply(args: argparse.Namespace) -> int:
     optimize = {"yes": True, "no": False}.get(args.optimize_layers)
     if optimize is None:
         optimize = profile.matplotlib_optimizes_layers()
-    plan = profile.plan(job, im, temporary_path=args.temp_dir, optimize_layers=optimize)
+    temp_dir = args.temp_dir or policy.user_defaults().get("temporary-path")
+    plan = profile.plan(job, im, temporary_path=temp_dir, optimize_layers=optimize)
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     elif args.format == "text":

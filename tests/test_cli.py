@@ -149,3 +149,13 @@ def test_policy_show_names_sources():
 def test_no_system_rules_without_standalone_is_refused():
     result = run("policy", "generate", "--no-system-rules")
     assert result.returncode == 1 and "only applies to --standalone" in result.stderr
+
+
+def test_apply_takes_the_temp_dir_from_the_user_config(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"temporary-path: {scratch}\n")
+    plan = json.loads(run("apply", "--frames", "10", "--size", "8x8", "--json",
+                          env={"MAGICKTUNE_CONFIG": str(config)}).stdout)
+    assert plan["temporary_path"] == str(scratch)
