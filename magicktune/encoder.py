@@ -46,6 +46,8 @@ class EncodeStats:
 
 
 class _QuantizeInfo6(ctypes.Structure):
+    """IM6's QuantizeInfo (magick/quantize.h)."""
+
     _fields_ = [
         ("number_colors", ctypes.c_size_t),
         ("tree_depth", ctypes.c_size_t),
@@ -57,25 +59,24 @@ class _QuantizeInfo6(ctypes.Structure):
     ]
 
 
-def _image_pointer(image: Image) -> int:
-    library.GetImageFromMagickWand.restype = ctypes.c_void_p
-    library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
-    return library.GetImageFromMagickWand(image.wand)
+library.GetImageFromMagickWand.restype = ctypes.c_void_p
+library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
+if MAGICK_VERSION_NUMBER < 0x700:
+    libmagick.AcquireQuantizeInfo.restype = ctypes.POINTER(_QuantizeInfo6)
+    libmagick.AcquireQuantizeInfo.argtypes = [ctypes.c_void_p]
+    libmagick.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
+    libmagick.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
 
 
 def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
     """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
-    acquire = libmagick.AcquireQuantizeInfo
-    acquire.restype, acquire.argtypes = ctypes.POINTER(_QuantizeInfo6), [ctypes.c_void_p]
-    libmagick.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
-    libmagick.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
-    info = acquire(None)
+    info = libmagick.AcquireQuantizeInfo(None)
     try:
         info.contents.number_colors = colors
         info.contents.tree_depth = treedepth
         info.contents.dither = 1
         info.contents.dither_method = dither_method
-        if not libmagick.QuantizeImage(info, _image_pointer(image)):
+        if not libmagick.QuantizeImage(info, library.GetImageFromMagickWand(image.wand)):
             image.raise_exception()
             raise EncodeError("ImageMagick QuantizeImage failed")
     finally:
