@@ -35,6 +35,17 @@ def _frames(values: list[str] | None, default: dict[str, list[int]]) -> dict[str
     return sizes
 
 
+def _caps(values: list[str] | None) -> dict[str, int]:
+    """Parse ``--cap render_only=300``."""
+    caps = {}
+    for value in values or []:
+        name, _, n = value.partition("=")
+        if name not in CASES or not n.isdigit():
+            raise SystemExit(f"--cap wants CASE=N with CASE from --list: {value!r}")
+        caps[name] = int(n)
+    return caps
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,9 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="scratch for raw streams and GIFs (deleted)")
     p.add_argument("--timeout", type=float, help="per-case limit in seconds")
     p.add_argument("--no-cap", action="store_true", help="run slow anchors at every frame count")
+    p.add_argument("--cap", action="append", metavar="CASE=N",
+                   help="run CASE only up to N frames (0: no cap); overrides the built-in caps")
     p.add_argument("--keep", action="store_true", help="keep scratch GIFs and raw streams")
     p.add_argument("--repeat", type=int, help="runs per case, best wall time reported (default: 1)")
     p.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table for a results JSON")
+    p.add_argument("--summary", type=Path, metavar="JSON", help="print the compact README tables for a results JSON")
     p.add_argument("--plot", type=Path, metavar="JSON", help="redraw the PNG plot for a results JSON")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p.parse_args(argv)
@@ -63,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(report.markdown(report.load(args.table)), end="")
         return 0
+    if args.summary:
+        print(report.summary_md(report.load(args.summary)), end="")
+        return 0
     if args.plot:
         print(report.plot(report.load(args.plot), args.plot.with_suffix(".png")))
         return 0
@@ -74,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown cases {unknown}; see --list")
     plan: Plan = replace(base, sizes=_frames(args.frames, base.sizes), cases=cases,
                          timeout_s=args.timeout or base.timeout_s, cap_slow=base.cap_slow and not args.no_cap,
-                         keep=args.keep, repeat=args.repeat or base.repeat)
+                         keep=args.keep, repeat=args.repeat or base.repeat, caps=_caps(args.cap))
     stem = args.name or plan.mode
     results = args.results_dir / f"{stem}.json"
     print(f"benchmarks: {plan.mode} run, {plan.sizes}, {len(plan.cases)} cases -> {results}", flush=True)

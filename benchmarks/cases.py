@@ -53,6 +53,8 @@ CASES: dict[str, Case] = {c.name: c for c in [
     Case("ffmpeg_encode", ENCODE, "ffmpeg with matplotlib's palettegen graph", needs=("ffmpeg",)),
     Case("pillow_encode", ENCODE, "Pillow, as PillowWriter saves (all frames held, then quantized)"),
     Case("mt_encode", ENCODE, "magicktune encode (CLI)", needs=("magicktune.cli",)),
+    Case("mt_encode_stream", ENCODE, "magicktune.encoder.encode_stream() (the API under the CLI)",
+         needs=("magicktune.encoder",)),
 ]}
 
 FLOOR = "render_only"           # end-to-end ratios are to this
@@ -106,6 +108,10 @@ def encode_command(case: Case, raw: Path, size: tuple[int, int], fps: int, out: 
     if case.name == "pillow_encode":
         return [sys.executable, "-m", "benchmarks.pillow_encode", str(raw), f"{width}x{height}", str(fps),
                 str(out)], False
+    if case.name == "mt_encode_stream":
+        code = ("import sys; from magicktune.encoder import encode_stream; "
+                "encode_stream(sys.argv[1], sys.argv[2], (int(sys.argv[3]), int(sys.argv[4])), float(sys.argv[5]))")
+        return [sys.executable, "-c", code, str(raw), str(out), str(width), str(height), str(fps)], False
     if case.name == "mt_encode":
         return [*magicktune_cli(), "encode", "--size", f"{width}x{height}", "--fps", str(fps),
                 str(raw), str(out)], False

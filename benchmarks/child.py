@@ -68,6 +68,17 @@ def make_writer(case: str, fps: int) -> tuple[Any, str | None]:
     raise ValueError(f"unknown end-to-end case {case!r}")
 
 
+def describe_error(exc: BaseException) -> str:
+    """The encoder's own message first (a writer's CalledProcessError carries convert's stderr), then the type."""
+    stderr = getattr(exc, "stderr", None)
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    if lines:
+        return f"{lines[-1]} ({type(exc).__name__}, exit {getattr(exc, 'returncode', '?')})"[-2000:]
+    return f"{type(exc).__name__}: {exc}"[-2000:]
+
+
 def run(case: str, workload: str, frames: int, out: str) -> dict[str, Any]:
     """Build the animation and save it; the clock covers building the figure and ani.save()."""
     spec = WORKLOADS[workload]
@@ -75,14 +86,23 @@ def run(case: str, workload: str, frames: int, out: str) -> dict[str, Any]:
         writer, forced = make_writer(case, spec.fps)
     except Unavailable as exc:
         return {"status": "unavailable", "error": str(exc)}
+    grabbed = 0
+    grab = writer.grab_frame
+
+    def counting_grab(**kwargs: Any) -> None:  # how far a failing writer got
+        nonlocal grabbed
+        grab(**kwargs)
+        grabbed += 1
+
+    writer.grab_frame = counting_grab
     start = time.perf_counter()
     try:
         ani = spec.build(frames)
         ani.save(forced or out, writer=writer)
     except Exception as exc:  # a failing anchor is a result, not a crash
-        return {"status": "failed", "wall_s": time.perf_counter() - start,
-                "error": f"{type(exc).__name__}: {exc}"[-2000:], "traceback": traceback.format_exc()[-4000:]}
-    return {"status": "ok", "wall_s": time.perf_counter() - start}
+        return {"status": "failed", "wall_s": time.perf_counter() - start, "frames_grabbed": grabbed,
+                "error": describe_error(exc), "traceback": traceback.format_exc()[-4000:]}
+    return {"status": "ok", "wall_s": time.perf_counter() - start, "frames_grabbed": grabbed}
 
 
 def main(argv: list[str]) -> int:

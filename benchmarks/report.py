@@ -22,10 +22,14 @@ def _row(r: dict[str, Any]) -> str:
     q = r.get("quality") or {}
     ok = r.get("status") == "ok"
     status = "ok" if ok else f"**{r.get('status')}**"
+    if not ok and r.get("frames_grabbed"):
+        status += f" after {r['frames_grabbed']} frames"
     if not ok and r.get("error"):
-        status += ": " + " ".join(str(r["error"]).split())[:70].replace("|", "/")
+        status += ": " + " ".join(str(r["error"]).split())[:90].replace("|", "/")
     wall = _num(r.get("wall_s"), ".1f") + ("" if ok or r.get("wall_s") is None else " (until failure)")
     ratio = f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "–"
+    if r.get("ratio") is not None and r.get("ratio_to") == "dump_raw":
+        ratio += " (vs dump_raw)"
     size = r.get("output_bytes")
     psnr = "–" if q.get("psnr_mean") is None else f"{q['psnr_mean']:.1f} / {q['psnr_min']:.1f}"
     if q.get("stride", 1) > 1:
@@ -65,6 +69,52 @@ def markdown(doc: dict[str, Any]) -> str:
     lines.append("Wall time excludes interpreter start-up; peak RSS is the whole process tree (python + encoder), "
                  "sampled every 50 ms. PSNR is against matplotlib's own RGBA frames composited on white.")
     return "\n".join(lines) + "\n"
+
+
+def _cell(r: dict[str, Any] | None) -> list[str]:
+    """Time (ratio), peak RSS and PSNR cells of one case at one size, for the compact table."""
+    if r is None or r.get("status") in ("unavailable", "skipped"):
+        return [f"{r['status']}" if r else "–", "–", "–"]
+    rss = f"{r['peak_rss_mb']:,.0f}" if r.get("peak_rss_mb") is not None else "–"
+    if r.get("status") != "ok":
+        where = f" after {r['frames_grabbed']} fr" if r.get("frames_grabbed") else ""
+        return [f"**failed**{where} ({r['wall_s']:.0f} s)" if r.get("wall_s") else "**failed**", rss, "–"]
+    ratio = f" ({r['ratio']:.2f}×)" if r.get("ratio") is not None else ""
+    q = r.get("quality") or {}
+    psnr = f"{q['psnr_mean']:.1f} / {q['psnr_min']:.1f}" if q.get("psnr_mean") is not None else "–"
+    fast = q.get("play_s") and q.get("expected_play_s") and abs(q["play_s"] / q["expected_play_s"] - 1) > 0.02
+    if fast:
+        psnr += f", plays {q['play_s']:.1f} of {q['expected_play_s']:.1f} s"
+    return [f"{r['wall_s']:.1f}{ratio}", rss, psnr]
+
+
+def compact(doc: dict[str, Any], kind: str = E2E) -> str:
+    """One row per case of ``kind``, three columns (time, peak RSS, PSNR) per workload and size."""
+    groups = sorted({(r["workload"], r["frames"]) for r in doc["results"]},
+                    key=lambda g: (list(doc["workloads"]).index(g[0]), g[1]))
+    by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
+    names = [n for n, c in CASES.items() if c.kind == kind and n != "dump_raw"
+             and any(r["case"] == n for r in doc["results"])]
+    ref = "× render-only" if kind == E2E else "× tuned convert"
+    head = ["case"]
+    for workload, frames in groups:
+        head += [f"{workload} {frames}: s ({ref})", "peak MB", "PSNR mean / min dB"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for name in names:
+        cells = [f"`{name}`"]
+        for workload, frames in groups:
+            cells += _cell(by.get((workload, frames, name)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_md(doc: dict[str, Any]) -> str:
+    """The README block: machine, then compact end-to-end and encode-only tables."""
+    return (f"Machine: {summary(doc['machine'])}; load average {doc['machine'].get('load_avg_at_start')} "
+            f"at start ({doc.get('mode')} run, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n\n"
+            f"End-to-end (render + save; ratio to rendering alone):\n\n{compact(doc, E2E)}\n"
+            f"Encode-only (the raw RGBA stream matplotlib would pipe; ratio to `convert` with limits raised "
+            f"in policy.xml):\n\n{compact(doc, 'encode')}")
 
 
 def plot(doc: dict[str, Any], path: Path) -> Path:
@@ -135,7 +185,8 @@ def write_results_md(results_dir: Path) -> Path:
         path = results_dir / f"{stem}.json"
         if path.exists():
             rel = path.with_suffix(".png").relative_to(md.parent)
+            doc = load(path)
             parts += [f"## {title}", "", f"![time and peak memory against frames]({rel.as_posix()})", "",
-                      markdown(load(path)), ""]
+                      summary_md(doc), "", "### Every figure", "", markdown(doc), ""]
     md.write_text("\n".join(parts))
     return md
