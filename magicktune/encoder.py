@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable, Union
 import numpy as np
 import wand.resource
 from wand.api import libmagick, library
-from wand.image import Image
+from wand.image import STORAGE_TYPES, Image
 from wand.version import MAGICK_VERSION_NUMBER
 
 from .gif import DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, GifFrame, GifWriter, delay_schedule, split_gif
@@ -91,6 +91,16 @@ def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None
         _quantize_im6(image, colors, 3, treedepth)
     else:
         image.quantize(colors, treedepth=treedepth, dither=dither == "riemersma")
+
+
+def export_rgba(image: Image) -> np.ndarray:
+    """The image's pixels as an (h, w, 4) uint8 array, whatever colorspace ImageMagick settled on."""
+    out = np.empty((image.height, image.width, 4), np.uint8)
+    if not library.MagickExportImagePixels(
+        image.wand, 0, 0, image.width, image.height, b"RGBA", STORAGE_TYPES.index("char"), out.ctypes.data
+    ):
+        image.raise_exception()
+    return out
 
 
 def compress(
@@ -384,11 +394,10 @@ class GifEncoder:
         global_table = None
         if self.global_palette:
             with Image.from_array(np.ascontiguousarray(first_pixels)) as image:
-                quantize(image, self.colors - 1, "none")
-                count = image.colors
-                first = split_gif(image.make_blob("gif"))
-            rgb = np.frombuffer(first.palette, np.uint8).reshape(-1, 3)[:count]
-            rgb = rgb[[i for i in range(count) if i != first.transparency]]
+                quantize(image, self.colors - 1, "none", self.treedepth)
+                quantized = export_rgba(image)
+            opaque = quantized[quantized[..., 3] == 255]
+            rgb = np.unique(opaque[:, :3], axis=0)[: self.colors - 1]
             self._palette = np.zeros((1, len(rgb) + 1, 4), np.uint8)
             self._palette[0, :-1, :3] = rgb
             self._palette[0, :-1, 3] = 255

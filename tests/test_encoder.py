@@ -319,3 +319,13 @@ def test_first_frame_with_few_colours_stays_opaque(tmp_path):
     frames, _, _ = decode(tmp_path / "out.gif")
     assert all((frame[..., 3] == 255).all() for frame in frames)
     assert min(psnr(got, want) for got, want in zip(frames, source)) > 40
+
+
+def test_global_palette_is_one_table_from_the_first_frame(tmp_path):
+    source = scene(8, 96, 64)
+    encode(tmp_path / "out.gif", source, global_palette=True)
+    blob = (tmp_path / "out.gif").read_bytes()
+    assert blob[10] & 0x80
+    assert all(blob_frame.palette == iter_frames(blob).__next__()[0].palette for blob_frame, _, _ in iter_frames(blob))
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert min(psnr(got, want) for got, want in zip(frames, source)) > 30
