@@ -11,6 +11,9 @@ from magicktune import magick, units
 
 limits = importlib.import_module("magicktune.limits")  # the module; magicktune.limits is the context manager
 
+# Encoder tests start Wand in this process first; that warning is tested on its own, in a fresh process.
+pytestmark = pytest.mark.filterwarnings("ignore:Wand has started ImageMagick")
+
 
 @pytest.fixture(scope="module")
 def im():
