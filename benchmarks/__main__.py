@@ -35,14 +35,15 @@ def _frames(values: list[str] | None, default: dict[str, list[int]]) -> dict[str
     return sizes
 
 
-def _caps(values: list[str] | None) -> dict[str, int]:
-    """Parse ``--cap render_only=300``."""
-    caps = {}
+def _caps(values: list[str] | None, base: dict[str, int | None]) -> dict[str, int | None]:
+    """Parse ``--cap render_only=300 --cap field/convert_env=0 --cap mt_magicktune=none`` over the plan's caps."""
+    caps = dict(base)
     for value in values or []:
-        name, _, n = value.partition("=")
-        if name not in CASES or not n.isdigit():
-            raise SystemExit(f"--cap wants CASE=N with CASE from --list: {value!r}")
-        caps[name] = int(n)
+        key, _, n = value.partition("=")
+        name = key.rpartition("/")[2]
+        if name not in CASES or not (n.isdigit() or n == "none"):
+            raise SystemExit(f"--cap wants [WORKLOAD/]CASE=N|none with CASE from --list: {value!r}")
+        caps[key] = None if n == "none" else int(n)
     return caps
 
 
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, help="per-case limit in seconds")
     p.add_argument("--no-cap", action="store_true", help="run slow anchors at every frame count")
     p.add_argument("--cap", action="append", metavar="CASE=N",
-                   help="run CASE only up to N frames (0: no cap); overrides the built-in caps")
+                   help="[WORKLOAD/]CASE=N: run CASE only up to N frames (0: never, none: no cap)")
     p.add_argument("--keep", action="store_true", help="keep scratch GIFs and raw streams")
     p.add_argument("--repeat", type=int, help="runs per case, best wall time reported (default: 1)")
     p.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table for a results JSON")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown cases {unknown}; see --list")
     plan: Plan = replace(base, sizes=_frames(args.frames, base.sizes), cases=cases,
                          timeout_s=args.timeout or base.timeout_s, cap_slow=base.cap_slow and not args.no_cap,
-                         keep=args.keep, repeat=args.repeat or base.repeat, caps=_caps(args.cap))
+                         keep=args.keep, repeat=args.repeat or base.repeat, caps=_caps(args.cap, base.caps))
     stem = args.name or plan.mode
     results = args.results_dir / f"{stem}.json"
     print(f"benchmarks: {plan.mode} run, {plan.sizes}, {len(plan.cases)} cases -> {results}", flush=True)

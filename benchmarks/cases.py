@@ -42,7 +42,7 @@ CASES: dict[str, Case] = {c.name: c for c in [
          variant="policy", needs=("convert",), max_frames=300),
     Case("mpl_pillow", E2E, "matplotlib PillowWriter", max_frames=300),
     Case("mpl_ffmpeg", E2E, "matplotlib FFMpegWriter (palettegen/paletteuse)", needs=("ffmpeg",), max_frames=300),
-    Case("mt_imagemagick_tuned", E2E, "magicktune writer 'imagemagick_tuned'", needs=("magicktune.writers",)),
+    Case("mt_imagemagick_tuned", E2E, "magicktune writer 'imagemagick_tuned' (given frames=N)", needs=("magicktune.writers",)),
     Case("mt_magicktune", E2E, "magicktune writer 'magicktune'", needs=("magicktune.writers",)),
     # -- encode-only: the raw stream piped to an encoder, as matplotlib would pipe it --
     Case("convert_stock", ENCODE, "convert exactly as matplotlib runs it, stock policy", needs=("convert",)),

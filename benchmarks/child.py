@@ -7,6 +7,7 @@ Writes {"status": "ok"|"failed"|"unavailable", "wall_s", "error"} to RESULT_JSON
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -42,7 +43,7 @@ class Unavailable(Exception):
     """The writer's module does not exist yet."""
 
 
-def make_writer(case: str, fps: int) -> tuple[Any, str | None]:
+def make_writer(case: str, fps: int, frames: int) -> tuple[Any, str | None]:
     """(writer, forced outfile) for an end-to-end case; imports happen here, before timing."""
     if case == "render_only":
         return RawWriter(fps=fps), os.devnull
@@ -64,7 +65,10 @@ def make_writer(case: str, fps: int) -> tuple[Any, str | None]:
         name = case.removeprefix("mt_")
         if not animation.writers.is_available(name):
             raise Unavailable(f"matplotlib writer {name!r} not registered by magicktune.writers")
-        return animation.writers[name](fps=fps), None
+        cls = animation.writers[name]
+        if "frames" in inspect.signature(cls).parameters:
+            return cls(fps=fps, frames=frames), None  # lets the writer size its limits for the job
+        return cls(fps=fps), None
     raise ValueError(f"unknown end-to-end case {case!r}")
 
 
@@ -83,7 +87,7 @@ def run(case: str, workload: str, frames: int, out: str) -> dict[str, Any]:
     """Build the animation and save it; the clock covers building the figure and ani.save()."""
     spec = WORKLOADS[workload]
     try:
-        writer, forced = make_writer(case, spec.fps)
+        writer, forced = make_writer(case, spec.fps, frames)
     except Unavailable as exc:
         return {"status": "unavailable", "error": str(exc)}
     grabbed = 0
