@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError) as error:
         print(f"magicktune: error: {error}", file=sys.stderr)
         return 1
+    except Exception as error:
+        if os.environ.get("MAGICKTUNE_DEBUG"):
+            raise
+        print(f"magicktune: internal error: {type(error).__name__}: {error} (a bug: please report it; "
+              "MAGICKTUNE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,13 +322,12 @@ def run_encode(args: argparse.Namespace) -> int:
     stats = encoder.encode_stream(source, args.output, (width, height), args.fps, progress=progress, **options)
     if progress is not None:
         print(file=sys.stderr)
-    summary = {"output": args.output, "frames": stats.frames, "bytes": stats.bytes_written,
-               "seconds": round(stats.seconds, 3)}
+    summary = {"output": args.output, "frames": stats.frames, "gif_frames": stats.gif_frames,
+               "bytes": stats.bytes, "seconds": round(stats.seconds, 3)}
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes_written)} "
-              f"in {stats.seconds:.1f} s")
+        print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes)} in {stats.seconds:.1f} s")
     return 0
 
 

@@ -159,3 +159,42 @@ def test_apply_takes_the_temp_dir_from_the_user_config(tmp_path):
     plan = json.loads(run("apply", "--frames", "10", "--size", "8x8", "--json",
                           env={"MAGICKTUNE_CONFIG": str(config)}).stdout)
     assert plan["temporary_path"] == str(scratch)
+
+
+def test_encode_a_raw_stream(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    frames = np.zeros((6, 20, 30, 4), np.uint8)
+    frames[..., 3] = 255
+    for i in range(6):
+        frames[i, :, i * 5:(i + 1) * 5, 0] = 255
+    source = tmp_path / "frames.rgba"
+    source.write_bytes(frames.tobytes())
+    output = tmp_path / "out.gif"
+    result = run("encode", "--size", "30x20", "--fps", "30", str(source), str(output), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["frames"] == 6 and summary["bytes"] == output.stat().st_size
+    with Image.open(output) as gif:
+        assert gif.size == (30, 20)
+        durations = [gif.seek(i) or gif.info["duration"] for i in range(gif.n_frames)]
+    assert sum(durations) == 200  # 6 frames at 30 fps: 3,3,4,3,3,4 cs
+
+
+def test_encode_from_stdin(tmp_path):
+    frame = bytes([0, 0, 255, 255]) * (8 * 8)
+    output = tmp_path / "out.gif"
+    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "encode", "--size", "8x8", "--fps", "10", "-",
+                             str(output)], input=frame * 3, capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert output.read_bytes().startswith(b"GIF89a")
+
+
+def test_encode_a_truncated_stream_leaves_nothing(tmp_path):
+    source = tmp_path / "cut.rgba"
+    source.write_bytes(bytes(8 * 8 * 4 * 2 + 5))
+    output = tmp_path / "out.gif"
+    result = run("encode", "--size", "8x8", "--fps", "10", str(source), str(output))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert not output.exists() and list(tmp_path.iterdir()) == [source]
