@@ -5,7 +5,9 @@ Examples::
 
     python -m benchmarks --quick                       # results/quick.json, quick.png; RESULTS.md
     python -m benchmarks                               # the full run (~40 min): results/full.json ...
-    python -m benchmarks --table benchmarks/results/full.json     # print the README table
+    python -m benchmarks --summary benchmarks/results/full.json   # print the compact README tables
+    python -m benchmarks --table benchmarks/results/full.json     # print every figure, one table per size
+    python -m benchmarks --render                      # redraw results/*.png and RESULTS.md from the JSON
     python -m benchmarks --quick --frames seed=4,6 --cases render_only,mpl_pillow   # a smoke run
 """
 
@@ -65,6 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table for a results JSON")
     p.add_argument("--summary", type=Path, metavar="JSON", help="print the compact README tables for a results JSON")
     p.add_argument("--plot", type=Path, metavar="JSON", help="redraw the PNG plot for a results JSON")
+    p.add_argument("--render", action="store_true",
+                   help="redraw the PNG of every JSON in --results-dir and rewrite RESULTS.md, without running")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p.parse_args(argv)
 
@@ -77,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.table:
         print(report.markdown(report.load(args.table)), end="")
+        return 0
+    if args.render:
+        for path in sorted(args.results_dir.glob("*.json")):
+            print(report.plot(report.load(path), path.with_suffix(".png")))
+        print(report.write_results_md(args.results_dir))
         return 0
     if args.summary:
         print(report.summary_md(report.load(args.summary)), end="")

@@ -36,7 +36,8 @@ def _row(r: dict[str, Any]) -> str:
         psnr += f" (every {q['stride']}th)"
     play = "–" if not q else f"{q['play_s']:.2f} / {q['expected_play_s']:.2f}"
     rss = _num(r.get("peak_rss_mb"), ",.0f") if r.get("status") in ("ok", "failed") else "–"
-    return (f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {rss} | "
+    cpu = _num(r.get("cpu_s"), ".1f") if r.get("status") in ("ok", "failed") else "–"
+    return (f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {cpu} | {rss} | "
             f"{'–' if not size or r['case'] == 'render_only' else f'{size / 1e6:.1f}'} | {psnr} | {play} |")
 
 
@@ -60,32 +61,36 @@ def markdown(doc: dict[str, Any]) -> str:
         w = doc["workloads"].get(workload, {})
         size = "x".join(map(str, w.get("size", [])))
         lines += [f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})", "",
-                  "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | peak RSS MB "
+                  "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB "
                   "| GIF MB | PSNR mean / min dB | play s / expected |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         order = {name: i for i, name in enumerate(CASES)}
         lines += [_row(r) for r in sorted(rows, key=lambda r: order.get(r["case"], 99))]
         lines.append("")
-    lines.append("Wall time excludes interpreter start-up; peak RSS is the whole process tree (python + encoder), "
-                 "sampled every 50 ms. PSNR is against matplotlib's own RGBA frames composited on white.")
+    lines.append("Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
+                 "the whole process tree (python + encoder), sampled every 50 ms. PSNR is against matplotlib's own "
+                 "RGBA frames composited on white.")
     return "\n".join(lines) + "\n"
 
 
 def _cell(r: dict[str, Any] | None) -> list[str]:
-    """Time (ratio), peak RSS and PSNR cells of one case at one size, for the compact table."""
+    """Time (ratio), peak RSS, GIF size and PSNR cells of one case at one size, for the compact table."""
     if r is None or r.get("status") in ("unavailable", "skipped"):
-        return [f"{r['status']}" if r else "–", "–", "–"]
+        return [f"{r['status']}" if r else "–", "–", "–", "–"]
     rss = f"{r['peak_rss_mb']:,.0f}" if r.get("peak_rss_mb") is not None else "–"
     if r.get("status") != "ok":
         where = f" after {r['frames_grabbed']} fr" if r.get("frames_grabbed") else ""
-        return [f"**failed**{where} ({r['wall_s']:.0f} s)" if r.get("wall_s") else "**failed**", rss, "–"]
+        return [f"**failed**{where} ({r['wall_s']:.0f} s)" if r.get("wall_s") else "**failed**", rss, "–", "–"]
     ratio = f" ({r['ratio']:.2f}×)" if r.get("ratio") is not None else ""
+    if ratio and r.get("ratio_to") == "dump_raw":
+        ratio = f" ({r['ratio']:.2f}× dump_raw)"
+    size = f"{r['output_bytes'] / 1e6:.1f}" if r.get("output_bytes") and r["case"] != "dump_raw" else "–"
     q = r.get("quality") or {}
     psnr = f"{q['psnr_mean']:.1f} / {q['psnr_min']:.1f}" if q.get("psnr_mean") is not None else "–"
     fast = q.get("play_s") and q.get("expected_play_s") and abs(q["play_s"] / q["expected_play_s"] - 1) > 0.02
     if fast:
-        psnr += f", plays {q['play_s']:.1f} of {q['expected_play_s']:.1f} s"
-    return [f"{r['wall_s']:.1f}{ratio}", rss, psnr]
+        psnr += f"; plays {q['play_s']:.1f} of {q['expected_play_s']:.1f} s"
+    return [f"{r['wall_s']:.1f}{ratio}", rss, size, psnr]
 
 
 def compact(doc: dict[str, Any], kind: str = E2E) -> str:
@@ -93,12 +98,11 @@ def compact(doc: dict[str, Any], kind: str = E2E) -> str:
     groups = sorted({(r["workload"], r["frames"]) for r in doc["results"]},
                     key=lambda g: (list(doc["workloads"]).index(g[0]), g[1]))
     by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
-    names = [n for n, c in CASES.items() if c.kind == kind and n != "dump_raw"
-             and any(r["case"] == n for r in doc["results"])]
+    names = [n for n, c in CASES.items() if c.kind == kind and any(r["case"] == n for r in doc["results"])]
     ref = "× render-only" if kind == E2E else "× tuned convert"
     head = ["case"]
     for workload, frames in groups:
-        head += [f"{workload} {frames}: s ({ref})", "peak MB", "PSNR mean / min dB"]
+        head += [f"{workload} {frames}: s ({ref})", "peak MB", "GIF MB", "PSNR mean / min dB"]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for name in names:
         cells = [f"`{name}`"]
@@ -129,7 +133,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                              constrained_layout=True)
     from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, ScalarFormatter
 
-    names = [n for n in CASES if n != "dump_raw" and any(r["case"] == n for r in doc["results"])]
+    names = [n for n in CASES if any(r["case"] == n for r in doc["results"])]
     cmap = plt.get_cmap("tab20")
     for col, workload in enumerate(workloads):
         for name in names:
@@ -142,6 +146,8 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                                          linestyle="-" if CASES[name].kind == E2E else "--")
             if name == "render_only":
                 style.update(color="black", linewidth=2.5)
+            elif name == "dump_raw":  # the floor where render_only was capped away
+                style.update(color="grey", linewidth=1.5, linestyle=":")
             for row_ax, key in ((0, "wall_s"), (1, "peak_rss_mb")):
                 ax = axes[row_ax][col]
                 good = [r for r in rows if r["status"] == "ok"]
