@@ -324,10 +324,12 @@ def run_encode(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     summary = {"output": args.output, "frames": stats.frames, "gif_frames": stats.gif_frames,
                "bytes": stats.bytes, "seconds": round(stats.seconds, 3)}
+    report_to = sys.stderr if args.output == "-" else sys.stdout  # stdout may be the GIF itself
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), file=report_to)
     else:
-        print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes)} in {stats.seconds:.1f} s")
+        print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes)} in {stats.seconds:.1f} s",
+              file=report_to)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import warnings
 from io import BytesIO
 from typing import Any, Iterator
@@ -126,12 +127,38 @@ class MagickTuneWriter(AbstractMovieWriter):
         self.finish()
 
 
+class ImageMagickFailed(RuntimeError):
+    """convert failed under the tuned writer; the message says which limit or rule stopped it and what to do."""
+
+
+def explain_failure(stderr: str, plan: Any) -> str:
+    """Turn convert's stderr into what went wrong and what to do, in terms of this job's plan."""
+    from .units import human
+
+    lines = stderr.strip().splitlines() or ["no message"]
+    last = lines[-1]
+    streaming = "or use writer='magicktune', which streams frames in constant memory"
+    refusal = next((line for line in lines if "security policy" in line or "not authorized" in line), None)
+    if refusal:
+        return (f"the system policy.xml forbids what this command does (policy-secure and websafe deny the pipe "
+                f"'-'); magicktune never loosens a security rule: ask the admin, {streaming} [{refusal}]")
+    if "cache resources exhausted" in stderr or "no images defined" in stderr or "memory allocation failed" in stderr:
+        needs = "" if plan.cache.peak_bytes is None else f"; the job needs about {human(plan.cache.peak_bytes)}"
+        return (f"ImageMagick ran out of pixel cache (memory {human(plan.limits['memory'])}, disk "
+                f"{human(plan.limits['disk'])} in {plan.temporary_path}{needs}): pass frames=N so the plan can size "
+                f"it, free space or pass temporary_path= a roomier directory, {streaming} [{last}]")
+    if "exceeds limit" in stderr or "ListLength" in stderr or "too many" in stderr:
+        return f"an ImageMagick limit that magicktune did not raise stopped convert: {last}; {streaming}"
+    return f"convert failed: {last}"
+
+
 @animation.writers.register("imagemagick_tuned")
 class ImageMagickTunedWriter(animation.ImageMagickWriter):
     """matplotlib's pipe-to-convert GIF writer, with convert started under the limits magicktune.profile plans.
 
-    `frames` (if known) lets the plan size the pixel cache and list length; the limits stay in force until
-    finish(), since convert reads its policy.xml some time after it starts.
+    `frames` (if known) lets the plan size the pixel cache and list length, else it is sized to the machine;
+    the limits stay in force until finish(), since convert reads its policy.xml some time after it starts.
+    Failures raise ImageMagickFailed, saying which limit or rule was hit and what to do.
     """
 
     def __init__(self, *args: Any, frames: int | None = None, temporary_path: str | None = None, **kwargs: Any) -> None:
@@ -148,7 +175,9 @@ class ImageMagickTunedWriter(animation.ImageMagickWriter):
         dpi = fig.dpi if dpi is None else dpi
         width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
         fps = self.fps if 0 < self.fps <= 100 else None
-        self.plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path)
+        extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]
+        self.plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path,
+                         optimize_layers="-layers" in extra)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Wand has started ImageMagick")  # the limits are for convert
             self._applied = apply(**self.plan.limit_arguments(), verify=False)
@@ -161,6 +190,8 @@ class ImageMagickTunedWriter(animation.ImageMagickWriter):
     def finish(self) -> None:
         try:
             super().finish()
+        except subprocess.CalledProcessError as error:
+            raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
         finally:
             self._release()
 

@@ -198,3 +198,14 @@ def test_encode_a_truncated_stream_leaves_nothing(tmp_path):
     result = run("encode", "--size", "8x8", "--fps", "10", str(source), str(output))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert not output.exists() and list(tmp_path.iterdir()) == [source]
+
+
+def test_encode_to_stdout_keeps_the_gif_clean(tmp_path):
+    frame = bytes([0, 255, 0, 255]) * (8 * 8)
+    source = tmp_path / "frames.rgba"
+    source.write_bytes(frame * 2)
+    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "encode", "--size", "8x8", "--fps", "10",
+                             str(source), "-"], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"GIF89a") and result.stdout.endswith(b"\x3b")
+    assert b"wrote -" in result.stderr

@@ -172,3 +172,40 @@ def test_imagemagick_tuned_runs_convert_under_planned_limits(tmp_path):
     assert seen and all(value == "7" for value in seen)
     assert writer.plan.job.frames == 6
     assert dict(_os.environ) == before
+
+
+def test_imagemagick_tuned_sizes_for_matplotlibs_optimizeplus(tmp_path):
+    fig, update = scatter_figure()
+    layered = animation.writers["imagemagick_tuned"](fps=10, frames=4)
+    animation.FuncAnimation(fig, update, frames=4).save(tmp_path / "a.gif", writer=layered)
+    plain = animation.writers["imagemagick_tuned"](fps=10, frames=4, extra_args=[])
+    animation.FuncAnimation(fig, update, frames=4).save(tmp_path / "b.gif", writer=plain)
+    assert plain.plan.cache.peak_bytes == plain.plan.cache.gif_bytes
+    optimizes = "-layers" in matplotlib.rcParams["animation.convert_args"]
+    assert layered.plan.cache.optimize_layers is optimizes
+
+
+def test_imagemagick_tuned_explains_a_security_refusal(tmp_path, monkeypatch):
+    """Under a locked-down policy (which denies the pipe '-'), convert fails; the error says why and what to do."""
+    from magicktune import policy
+    from magicktune.writers import ImageMagickFailed
+
+    locked = tmp_path / "locked"
+    policy.write(locked / "policy.xml", policy.generate(policy.load_preset("locked-down")))
+    monkeypatch.setenv("MAGICK_CONFIGURE_PATH", str(locked))
+    fig, update = scatter_figure()
+    writer = animation.writers["imagemagick_tuned"](fps=10, frames=3)
+    with pytest.raises(ImageMagickFailed, match="forbids what this command does.*writer='magicktune'"):
+        animation.FuncAnimation(fig, update, frames=3).save(tmp_path / "out.gif", writer=writer)
+    assert os.environ["MAGICK_CONFIGURE_PATH"] == str(locked)
+
+
+def test_explain_failure_names_the_limits_for_a_cache_failure():
+    from magicktune import profile
+    from magicktune.writers import explain_failure
+
+    plan = profile.plan(profile.Job(432, 720, 3000))
+    message = explain_failure("convert: no images defined `x.gif' @ error/convert.c/ConvertImageCommand/3234.\n",
+                              plan)
+    assert message.startswith("ImageMagick ran out of pixel cache")
+    assert "pass frames=N" in message and "writer='magicktune'" in message and "no images defined" in message
