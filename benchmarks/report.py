@@ -121,6 +121,19 @@ def summary_md(doc: dict[str, Any]) -> str:
             f"in policy.xml):\n\n{compact(doc, 'encode')}")
 
 
+# One colour per case, alike within a family: greys for the floor, oranges for ImageMagick as matplotlib runs
+# it, greens for Pillow, reds for ffmpeg, blues/purples for magicktune.
+COLORS = {
+    "render_only": "black", "dump_raw": "dimgray",
+    "mpl_imagemagick": "#e6550d", "mpl_imagemagick_env": "#fd8d3c", "mpl_imagemagick_policy": "#a63603",
+    "convert_stock": "#e6550d", "convert_env": "#fd8d3c", "convert_policy": "#a63603",
+    "mpl_pillow": "#31a354", "pillow_encode": "#31a354",
+    "mpl_ffmpeg": "#de2d26", "ffmpeg_encode": "#de2d26",
+    "mt_imagemagick_tuned": "#756bb1", "mt_magicktune": "#3182bd",
+    "mt_encode": "#3182bd", "mt_encode_stream": "#08519c",
+}
+
+
 def plot(doc: dict[str, Any], path: Path) -> Path:
     """Time and peak RSS against frame count, one line per case, one column per workload."""
     import matplotlib
@@ -134,7 +147,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, ScalarFormatter
 
     names = [n for n in CASES if any(r["case"] == n for r in doc["results"])]
-    cmap = plt.get_cmap("tab20")
+    handles: dict[str, Any] = {}
     for col, workload in enumerate(workloads):
         for name in names:
             rows = sorted((r for r in doc["results"] if r["workload"] == workload and r["case"] == name
@@ -142,21 +155,24 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                           key=lambda r: r["frames"])
             if not rows:
                 continue
-            style: dict[str, Any] = dict(color=cmap(list(CASES).index(name) % 20),
+            style: dict[str, Any] = dict(color=COLORS.get(name, "tab:gray"),
                                          linestyle="-" if CASES[name].kind == E2E else "--")
-            if name == "render_only":
-                style.update(color="black", linewidth=2.5)
-            elif name == "dump_raw":  # the floor where render_only was capped away
-                style.update(color="grey", linewidth=1.5, linestyle=":")
+            if name in ("render_only", "dump_raw"):
+                style.update(linewidth=2.5 if name == "render_only" else 1.5,
+                             linestyle="-" if name == "render_only" else ":")
+            elif name.startswith("mt_"):
+                style.update(linewidth=2.5)
             for row_ax, key in ((0, "wall_s"), (1, "peak_rss_mb")):
                 ax = axes[row_ax][col]
                 good = [r for r in rows if r["status"] == "ok"]
                 bad = [r for r in rows if r["status"] != "ok"]
-                ax.plot([r["frames"] for r in good], [r[key] for r in good], marker="o", label=name, **style)
+                if good:
+                    handles.setdefault(name, ax.plot([r["frames"] for r in good], [r[key] for r in good],
+                                                     marker="o", **style)[0])
                 if bad:
-                    ax.plot([r["frames"] for r in bad], [r[key] for r in bad], marker="x", markersize=10,
-                            linestyle="none", color=style["color"],
-                            label=None if good else f"{name} (failed)")
+                    line = ax.plot([r["frames"] for r in bad], [r[key] for r in bad], marker="x", markersize=11,
+                                   markeredgewidth=2, linestyle="none", color=style["color"])[0]
+                    handles.setdefault(f"{name} (failed)", line)
         for row_ax, ylabel in ((0, "wall time, s"), (1, "peak RSS of process tree, MB")):
             ax = axes[row_ax][col]
             ax.set_xscale("log")
@@ -172,7 +188,10 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             ax.yaxis.set_major_formatter(ScalarFormatter())
             ax.yaxis.set_minor_formatter(NullFormatter())
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+    order = {name: i for i, name in enumerate(CASES)}
+    labels = sorted(handles, key=lambda label: (order.get(label.split(" ")[0], 99), label))
+    axes[0][-1].legend([handles[label] for label in labels], labels, fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0),
                        title="solid: end-to-end\ndashed: encode-only\nx: failed", title_fontsize=7)
     fig.suptitle(f"magicktune benchmarks ({doc.get('mode')}): {summary(doc['machine'])}", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
