@@ -52,11 +52,6 @@ class AppliedLimits:
     environ: MutableMapping[str, str] = field(repr=False)
     restored: bool = field(default=False, repr=False)
 
-    def environment(self) -> dict[str, str]:
-        """The variables this application set, as `export` would show them."""
-        names = [env_name(r) for r in self.requested] + [TEMPORARY_PATH, CONFIGURE_PATH]
-        return {name: self.environ[name] for name in names if name in self.environ and name in self.saved}
-
 
 @dataclass(frozen=True)
 class Route:
