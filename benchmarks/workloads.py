@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from magicktune.demo import seed_animation as _seed_animation
+
 FPS = 30
 
 
@@ -23,33 +25,6 @@ class Workload:
     fps: int
     description: str
     build: Callable[[int], Any]  # n_frames -> matplotlib FuncAnimation (imports pyplot lazily)
-
-
-def _seed_animation(n_frames: int) -> Any:
-    """6x10 in at 72 dpi, 5000 translucent points converging to a ring with small per-frame noise."""
-    import matplotlib.pyplot as plt
-    from matplotlib import animation
-
-    rng = np.random.default_rng(20150927)
-    n = 5000
-    start = np.column_stack([rng.uniform(-1.2, 1.2, n), rng.uniform(-1.0, 3.0, n)])
-    theta = rng.uniform(0.0, 2.0 * np.pi, n)
-    target = np.column_stack([0.8 * np.cos(theta), 1.0 + 0.8 * np.sin(theta)])
-    colors = np.where(rng.random(n) > 0.5, "blue", "red")
-    decay = 0.05 ** (1.0 / max(n_frames, 1))  # 5% of the start offset is left at the last frame
-
-    fig = plt.figure(figsize=(6, 10), dpi=72)
-    plt.axis("equal")
-    plt.xlim(-1.2, 1.2)
-    plt.ylim(-1, 3)
-    scat = plt.scatter(start[:, 0], start[:, 1], s=4, color=colors, marker="o", alpha=0.25)
-
-    def update(i: int) -> tuple[Any, ...]:
-        noise = np.random.default_rng(i).normal(0.0, 0.004, (n, 2))
-        scat.set_offsets(target + (start - target) * decay**i + noise)
-        return (scat,)
-
-    return animation.FuncAnimation(fig, update, frames=n_frames, blit=True)
 
 
 def _field_animation(n_frames: int) -> Any:
