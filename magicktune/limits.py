@@ -228,7 +228,7 @@ def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> Non
     in_force = im.resources(env=applied.environ)
     for name, wanted in applied.requested.items():
         got = in_force.get(name, wanted)
-        if not _same_limit(got, wanted, units.RESOURCE_KINDS[name]):
+        if not units.same_limit(got, wanted):
             warnings.warn(f"{name} limit {units.human(wanted, units.RESOURCE_KINDS[name])} did not take effect: "
                           f"ImageMagick reports {units.human(got, units.RESOURCE_KINDS[name])}",
                           LimitsWarning, stacklevel=_caller_level())
@@ -242,12 +242,3 @@ def _caller_level() -> int:
                                  or frame.f_code.co_filename.endswith("contextlib.py")):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def _same_limit(got: int | None, wanted: int | None, kind: units.Kind) -> bool:
-    """Compare through -list resource's rounding (it prints about six significant digits)."""
-    if wanted is None or got is None:
-        return wanted == got
-    if kind == "count" and wanted >= 2**62:
-        return True
-    return abs(got - wanted) <= max(1, wanted) * 1e-5

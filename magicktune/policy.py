@@ -395,7 +395,7 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     for name, value in im.resources(env=env).items():
         variable = f"MAGICK_{name.upper().replace('-', '_')}_LIMIT"
         cap = caps.get(name)
-        if cap is not None and _close(value, cap[0]):
+        if cap is not None and units.same_limit(value, cap[0]):
             source = cap[1]
         elif variable in environ:
             source = f"${variable}={environ[variable]}" + (f", below the cap in {cap[1]}" if cap else "")
@@ -605,17 +605,10 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
     if means is None and reads < units.UNLIMITED_AT:
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not unlimited; "
                                  f"write {units.to_magick(None, kind)} (or leave the resource out)")]
-    if means is not None and not _close(reads, means):
+    if means is not None and not units.same_limit(reads, means):
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not "
                                  f"{units.human(means, kind)}; write {units.to_magick(means, kind)}")]
     return []
-
-
-def _close(got: int | None, wanted: int | None) -> bool:
-    """Equal through -list resource's rounding (about six significant digits)."""
-    if got is None or wanted is None:
-        return got == wanted or (got or wanted or 0) >= 2**62
-    return abs(got - wanted) <= max(1, wanted) * 1e-5
 
 
 def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool) -> list[Finding]:
@@ -649,10 +642,10 @@ def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, s
         got = in_force.get(name)
         message = f"{name}: value {rule.value!r}, ImageMagick runs with {units.human(got, kind)}"
         previous = system_caps.get(name)
-        if previous is not None and not _close(previous[0], reads):
+        if previous is not None and not units.same_limit(previous[0], reads):
             direction = "raises" if (reads is None or (previous[0] is not None and reads > previous[0])) else "lowers"
             message += f" ({direction} {units.human(previous[0], kind)} set by {previous[1]})"
-        if _close(got, reads) or (name == "throttle" and (got or 0) >= (reads or 0)):
+        if units.same_limit(got, reads) or (name == "throttle" and (got or 0) >= (reads or 0)):
             findings.append(Finding("info", message))
         else:
             reason = " (ImageMagick clamps threads to its OpenMP maximum)" if name == "thread" else ""

@@ -170,6 +170,13 @@ def as_imagemagick_reads(text: str) -> int:
     return min(int(value), 2**64 - 1)
 
 
+def same_limit(got: int | None, wanted: int | None) -> bool:
+    """Equal through -list resource's rounding (about six significant digits); None and >= 2**62 both mean unlimited."""
+    if got is None or wanted is None:
+        return got == wanted or (got or wanted or 0) >= 2**62
+    return abs(got - wanted) <= max(1, wanted) * 1e-5
+
+
 def human(value: int | None, kind: Kind = "bytes") -> str:
     """A short decimal reading for reports: "3.73 GB", "128 MP", "3001", "unlimited"."""
     if value is None:

@@ -139,3 +139,10 @@ def test_imagemagick_reads_to_magick_back_exactly(value, tmp_path):
     read = json.loads(out.stdout)
     expected = units.UNLIMITED_AT if value is None else value
     assert read == [expected, expected, expected]
+
+
+def test_same_limit_reads_through_list_resource_rounding():
+    assert units.same_limit(round(15.447 * 2**30), 16_586_109_321)
+    assert not units.same_limit(256 * 2**20, 512 * 2**20)
+    assert units.same_limit(None, None) and units.same_limit(None, 2**63)
+    assert not units.same_limit(None, 3001)
