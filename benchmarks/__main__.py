@@ -4,7 +4,7 @@ the markdown table / plot from an existing results JSON.
 Examples::
 
     python -m benchmarks --quick                       # results/quick.json, quick.png; RESULTS.md
-    python -m benchmarks                               # the full run (~40 min): results/full.json ...
+    python -m benchmarks                               # the full run (~60 min): results/full.json ...
     python -m benchmarks --summary benchmarks/results/full.json   # print the compact README tables
     python -m benchmarks --table benchmarks/results/full.json     # print every figure, one table per size
     python -m benchmarks --render                      # redraw results/*.png and RESULTS.md from the JSON

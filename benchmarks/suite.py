@@ -54,7 +54,7 @@ class Plan:
 
 
 QUICK = Plan("quick", {"seed": [30, 90], "field": [30]}, timeout_s=300.0, cap_slow=False)
-# The full run fits in about 40 minutes on an idle 2-core machine: at 3000 frames the floor is dump_raw
+# The full run (about 60 minutes on a 2-core machine, most of it rendering): at 3000 frames the floor is dump_raw
 # (render + write raw) instead of a second full render, and on `field` the ImageMagick variants that only
 # differ from stock when memory runs out (they do not at 300 frames) are left out.
 FULL = Plan("full", {"seed": [300, 3000], "field": [300]}, timeout_s=1800.0, caps={
@@ -173,7 +173,10 @@ def run_plan(plan: Plan, *, out_dir: Path = OUT_DIR, results_path: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "schema": 1, "mode": plan.mode, "started": _now(), "finished": None,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else None,
+        "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
+        "plan": {"sizes": plan.sizes, "cases": plan.cases, "caps": plan.caps if plan.cap_slow else {},
+                 "case_caps": {c: CASES[c].max_frames for c in plan.cases if CASES[c].max_frames and plan.cap_slow},
+                 "repeat": plan.repeat, "timeout_s": plan.timeout_s},
         "machine": machine.describe(REPO),
         "imagemagick_variants": imagemagick.describe_variants(out_dir),
         "workloads": {name: {"size": list(WORKLOADS[name].size), "fps": WORKLOADS[name].fps,
