@@ -1,4 +1,4 @@
-# Two entry points: `make demo` and `make test`. Each installs what is missing first.
+# The quick start is `make demo` and `make test`; `make bench` runs the benchmarks. Each installs what is missing first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
