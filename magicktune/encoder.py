@@ -169,6 +169,13 @@ class _InFlight:
     last_index: int
 
 
+def partial_path(path: PathLike) -> str:
+    """A hidden, unique name beside `path` for the file being written; it keeps the suffix, which tools read the format from."""
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    stem, suffix = os.path.splitext(name)
+    return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.partial{suffix}")
+
+
 def cores() -> int:
     """CPUs this process may run on."""
     try:
@@ -235,8 +242,7 @@ class GifEncoder:
             self._fp: BinaryIO = path  # type: ignore[assignment]
             return
         self._path = os.path.abspath(os.fspath(path))
-        directory, name = os.path.split(self._path)
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        tmp = partial_path(self._path)
         try:
             self._fp = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
         except BaseException:

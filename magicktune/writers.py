@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import warnings
 from io import BytesIO
@@ -12,7 +13,7 @@ import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
-from .encoder import EncodeStats, GifEncoder, cores
+from .encoder import EncodeStats, GifEncoder, cores, partial_path
 
 _OPTIONS = {
     "colors": int,
@@ -54,8 +55,24 @@ def metadata_comment(metadata: dict[str, Any] | None) -> str | None:
     return "\n".join(f"{key}: {value}" for key, value in metadata.items())
 
 
+class _AbortOnError:
+    """matplotlib's `saving` calls finish() even when rendering raised, which completes a GIF of the frames so far;
+    these writers abort instead, so a failed save leaves no file."""
+
+    @contextlib.contextmanager
+    def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[Any]:
+        self.setup(fig, outfile, dpi, *args, **kwargs)
+        with mpl.rc_context({"savefig.bbox": None}):
+            try:
+                yield self
+            except BaseException:
+                self.abort()
+                raise
+        self.finish()
+
+
 @animation.writers.register("magicktune")
-class MagickTuneWriter(AbstractMovieWriter):
+class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
     """Animated GIF writer that quantizes frames in ImageMagick while matplotlib renders the next ones.
 
     Rendering keeps one core busy, so the pool gets the others (at least one worker, one ImageMagick thread).
@@ -114,18 +131,6 @@ class MagickTuneWriter(AbstractMovieWriter):
             self._encoder.abort()
             self._encoder = None
 
-    @contextlib.contextmanager
-    def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[MagickTuneWriter]:
-        """Like AbstractMovieWriter.saving, but an exception aborts instead of finishing a partial file."""
-        self.setup(fig, outfile, dpi, *args, **kwargs)
-        with mpl.rc_context({"savefig.bbox": None}):
-            try:
-                yield self
-            except BaseException:
-                self.abort()
-                raise
-        self.finish()
-
 
 class ImageMagickFailed(RuntimeError):
     """convert failed under the tuned writer; the message says which limit or rule stopped it and what to do."""
@@ -153,12 +158,14 @@ def explain_failure(stderr: str, plan: Any) -> str:
 
 
 @animation.writers.register("imagemagick_tuned")
-class ImageMagickTunedWriter(animation.ImageMagickWriter):
+class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     """matplotlib's pipe-to-convert GIF writer, with convert started under the limits magicktune.profile plans.
 
     `frames` (if known) lets the plan size the pixel cache and list length, else it is sized to the machine;
     the limits stay in force until finish(), since convert reads its policy.xml some time after it starts.
-    Failures raise ImageMagickFailed, saying which limit or rule was hit and what to do.
+    convert writes beside the target and the file is moved into place only when it succeeds: a failed or
+    interrupted save leaves no file. Failures raise ImageMagickFailed, saying which limit or rule was hit
+    and what to do.
     """
 
     def __init__(self, *args: Any, frames: int | None = None, temporary_path: str | None = None, **kwargs: Any) -> None:
@@ -167,6 +174,7 @@ class ImageMagickTunedWriter(animation.ImageMagickWriter):
         self.temporary_path = temporary_path
         self.plan = None
         self._applied = None
+        self._target: str | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
         from .limits import apply
@@ -181,23 +189,51 @@ class ImageMagickTunedWriter(animation.ImageMagickWriter):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Wand has started ImageMagick")  # the limits are for convert
             self._applied = apply(**self.plan.limit_arguments(), verify=False)
+        self._target = os.fspath(outfile)
         try:
-            super().setup(fig, outfile, dpi)
+            super().setup(fig, partial_path(outfile), dpi)
         except BaseException:
             self._release()
             raise
 
+    def grab_frame(self, **savefig_kwargs) -> None:
+        try:
+            super().grab_frame(**savefig_kwargs)
+        except BrokenPipeError:
+            _, stderr = self._proc.communicate()
+            raise ImageMagickFailed(explain_failure(stderr.decode(errors="replace"), self.plan)) from None
+
     def finish(self) -> None:
+        """Wait for convert; move its GIF into place, or raise ImageMagickFailed and leave nothing."""
         try:
             super().finish()
+            os.replace(self.outfile, self._target)
         except subprocess.CalledProcessError as error:
             raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
         finally:
             self._release()
 
+    def abort(self) -> None:
+        """Stop convert without letting it write the frames it has, and remove whatever it wrote."""
+        process = getattr(self, "_proc", None)
+        if process is not None and process.poll() is None:
+            process.terminate()  # ImageMagick's signal handler removes its own temporary cache files
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+        self._release()
+
     def _release(self) -> None:
         from .limits import restore
 
+        if self._target is not None:
+            partial = getattr(self, "outfile", None)
+            if partial is not None and partial != self._target:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
+            self.outfile, self._target = self._target, None
         if self._applied is not None:
             restore(self._applied)
             self._applied = None

@@ -169,6 +169,7 @@ def test_imagemagick_tuned_runs_convert_under_planned_limits(tmp_path):
     animation.FuncAnimation(fig, update, frames=6).save(tmp_path / "out.gif", writer=writer, progress_callback=watch)
     frames, durations, _ = decode(tmp_path / "out.gif")
     assert len(frames) == 6
+    assert os.listdir(tmp_path) == ["out.gif"]
     assert seen and all(value == "7" for value in seen)
     assert writer.plan.job.frames == 6
     assert dict(_os.environ) == before
@@ -198,6 +199,29 @@ def test_imagemagick_tuned_explains_a_security_refusal(tmp_path, monkeypatch):
     with pytest.raises(ImageMagickFailed, match="forbids what this command does.*writer='magicktune'"):
         animation.FuncAnimation(fig, update, frames=3).save(tmp_path / "out.gif", writer=writer)
     assert os.environ["MAGICK_CONFIGURE_PATH"] == str(locked)
+    assert os.listdir(tmp_path) == ["locked"]
+
+
+def test_imagemagick_tuned_leaves_no_file_when_rendering_fails(tmp_path):
+    """matplotlib's own writer lets convert finish a GIF of the frames so far; the tuned one stops convert."""
+    fig, update = scatter_figure()
+    target = tmp_path / "out.gif"
+    target.write_bytes(b"the previous animation")
+    before = dict(os.environ)
+
+    def failing(i):
+        if i == 5:
+            raise RuntimeError("data source went away")
+        return update(i)
+
+    writer = animation.writers["imagemagick_tuned"](fps=10, frames=10, temporary_path=str(tmp_path))
+    with pytest.raises(RuntimeError, match="data source went away"):
+        animation.FuncAnimation(fig, failing, frames=10).save(target, writer=writer)
+    assert writer._proc.returncode is not None
+    assert os.listdir(tmp_path) == ["out.gif"]
+    assert target.read_bytes() == b"the previous animation"
+    assert writer.outfile == str(target)
+    assert dict(os.environ) == before
 
 
 def test_explain_failure_names_the_limits_for_a_cache_failure():
