@@ -99,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("-o", "--output", metavar="PATH", help="write here (a file or a directory) instead "
                                                                  "of standard output")
     generate.set_defaults(run=run_policy_generate)
-    actions.add_parser("show", help="the policy in force and where each part comes from").set_defaults(
-        run=run_policy_show)
+    show_policy = actions.add_parser("show", help="the policy in force and where each part comes from")
+    show_policy.add_argument("--json", action="store_true", help="print JSON")
+    show_policy.set_defaults(run=run_policy_show)
     check = actions.add_parser("check", help="what ImageMagick makes of a policy.xml")
     check.add_argument("file", help="the policy.xml to check")
     check.add_argument("--standalone", action="store_true",
                        help="judge it as a replacement for the system policy, not an override")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(run=run_policy_check)
 
     encode = commands.add_parser("encode", help="encode a raw RGBA stream to GIF with the streaming encoder")
@@ -148,10 +150,7 @@ def run_profile(args: argparse.Namespace) -> int:
             "imagemagick": {"version": im.version, "major": im.major, "quantum_depth": im.quantum_depth,
                             "hdri": im.hdri, "openmp": im.openmp, "convert": list(im.convert),
                             "bytes_per_pixel": im.bytes_per_pixel},
-            "policy_files": effective.files,
-            "limits": {s.name: {"value": s.value, "set_by": s.source} for s in effective.resources},
-            "security_rules": [{"domain": r.domain, "rights": r.rights, "pattern": r.pattern, "file": r.path}
-                               for r in security],
+            **effective.to_dict(),
             "machine": vars(machine),
         }, indent=2))
         return 0
@@ -193,16 +192,25 @@ def run_policy_generate(args: argparse.Namespace) -> int:
 
 
 def run_policy_show(args: argparse.Namespace) -> int:
-    sys.stdout.write(policy.show(_imagemagick(args)).text())
+    effective = policy.show(_imagemagick(args))
+    if args.json:
+        print(json.dumps(effective.to_dict(), indent=2))
+    else:
+        sys.stdout.write(effective.text())
     return 0
 
 
 def run_policy_check(args: argparse.Namespace) -> int:
     findings = policy.check(args.file, _imagemagick(args), standalone=args.standalone)
-    for finding in findings:
-        print(finding)
     errors = sum(f.level == "error" for f in findings)
-    print(f"{args.file}: {errors} error(s), {sum(f.level == 'warning' for f in findings)} warning(s)")
+    warnings = sum(f.level == "warning" for f in findings)
+    if args.json:
+        print(json.dumps({"file": args.file, "errors": errors, "warnings": warnings,
+                          "findings": [{"level": f.level, "message": f.message} for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            print(finding)
+        print(f"{args.file}: {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
 
 

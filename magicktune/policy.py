@@ -167,6 +167,17 @@ class EffectivePolicy:
     rules: list[PolicyRule]
     files: list[str]
 
+    def to_dict(self) -> dict:
+        """The same, for --json: each limit with what sets it, each security rule with its file."""
+        return {
+            "policy_files": self.files,
+            "limits": {s.name: {"value": s.value, "set_by": s.source} for s in self.resources},
+            "temporary_path": None if self.temporary_path is None else
+            {"path": self.temporary_path[0], "set_by": self.temporary_path[1]},
+            "security_rules": [{"domain": r.domain, "rights": r.rights, "pattern": r.pattern, "file": r.path}
+                               for r in self.rules],
+        }
+
     def text(self) -> str:
         """A plain report for the terminal."""
         lines = ["Policy files, in search order:", *(f"  {name}" for name in self.files or ["(none)"]),

@@ -139,11 +139,22 @@ def test_policy_check_flags_a_trap_and_exits_1(tmp_path):
     result = run("policy", "check", str(bad))
     assert result.returncode == 1
     assert "read by ImageMagick as 2 B" in result.stdout
+    as_json = run("policy", "check", str(bad), "--json")
+    assert as_json.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert report["errors"] >= 1
+    assert any(f["level"] == "error" and "read by ImageMagick as 2 B" in f["message"] for f in report["findings"])
 
 
 def test_policy_show_names_sources():
     result = run("policy", "show")
     assert result.returncode == 0 and "Resources:" in result.stdout
+    shown = json.loads(run("policy", "show", "--json").stdout)
+    im = magick.find()
+    assert {name: entry["value"] for name, entry in shown["limits"].items()} == im.resources()
+    system_rules = [r for r in im.policy_rules() if r.is_security_rule and not r.path.startswith("[")]
+    assert [(r["domain"], r["pattern"], r["file"]) for r in shown["security_rules"]] == [
+        (r.domain, r.pattern, r.path) for r in system_rules]
 
 
 def test_no_system_rules_without_standalone_is_refused():
