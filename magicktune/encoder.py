@@ -5,8 +5,10 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
+import shutil
 import stat
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +21,8 @@ from wand.api import libmagick, library
 from wand.image import STORAGE_TYPES, Image
 from wand.version import MAGICK_VERSION_NUMBER
 
-from .gif import DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, GifFrame, GifWriter, delay_schedule, split_gif
+from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
+                  delay_schedule, split_gif)
 
 DITHERS = ("none", "floyd-steinberg", "riemersma")
 # Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
@@ -169,6 +172,44 @@ class _InFlight:
     last_index: int
 
 
+class _SharedThreadLimit:
+    """ImageMagick's thread limit is process-wide: the first encoder to start saves it, the last to end restores it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved: int | None = None
+
+    def hold(self, threads: int) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._saved = wand.resource.limits["thread"]
+            self._holders += 1
+            wand.resource.limits["thread"] = threads
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                wand.resource.limits["thread"] = self._saved
+
+
+_thread_limit = _SharedThreadLimit()
+
+
+def writable_target(path: PathLike) -> str:
+    """The file to replace at the end (through a symlink, as convert writes), checked before any work is done."""
+    target = os.path.realpath(os.fspath(path))
+    directory = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"{os.fspath(path)} is a directory: name the GIF to write")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {os.fspath(path)}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {os.fspath(path)}: directory {directory} is not writable")
+    return target
+
+
 def partial_path(path: PathLike) -> str:
     """A hidden, unique name beside `path` for the file being written; it keeps the suffix, which tools read the format from."""
     directory, name = os.path.split(os.path.abspath(os.fspath(path)))
@@ -206,12 +247,17 @@ class GifEncoder:
     ) -> None:
         width, height = (int(v) for v in size)
         self._delays = delay_schedule(fps)
-        if width <= 0 or height <= 0:
-            raise ValueError(f"size must be positive, got {size!r}")
+        if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+            raise ValueError(f"a GIF is 1 to {MAX_SIDE} pixels on each side, got {width}x{height}")
         if not 2 <= colors <= 256:
             raise ValueError(f"colors must be 2..256, got {colors}")
         if dither not in DITHERS:
             raise ValueError(f"dither must be one of {DITHERS}, got {dither!r}")
+        if loop is not None and not (isinstance(loop, int) and 0 <= loop <= MAX_LOOP):
+            raise ValueError(f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
+                             f"(play once), got {loop!r}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.size = (width, height)
         self.colors = colors
         self.dither = dither
@@ -235,13 +281,13 @@ class GifEncoder:
         self._closed = False
         self._path: str | None = None
         self._tmp: str | None = None
-        self._thread_limit = wand.resource.limits["thread"]
-        wand.resource.limits["thread"] = magick_threads or max(1, cores() // self.workers)
+        if not hasattr(path, "write"):
+            self._path = writable_target(path)
+        _thread_limit.hold(magick_threads or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
-        if hasattr(path, "write"):
+        if self._path is None:
             self._fp: BinaryIO = path  # type: ignore[assignment]
             return
-        self._path = os.path.abspath(os.fspath(path))
         tmp = partial_path(self._path)
         try:
             self._fp = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
@@ -277,10 +323,11 @@ class GifEncoder:
             pending = self._pending
             if (
                 pending is not None
-                and self.optimize
                 and pending.delay + delay <= MAX_DELAY_CS
-                and np.array_equal(pending.src, src)
+                and (pending.delay < MIN_DELAY_CS or (self.optimize and np.array_equal(pending.src, src)))
             ):
+                # An identical frame, or one arriving before the pending frame has had the 2 cs a GIF can
+                # show (above 50 fps): it adds its time to the pending frame and is not written.
                 pending.delay += delay
                 pending.last_index = index
                 return
@@ -302,6 +349,7 @@ class GifEncoder:
         try:
             if self._pending is None:
                 raise ValueError("no frames were added")
+            self._pending.delay = max(self._pending.delay, MIN_DELAY_CS)
             self._submit(self._pending, next_transparent=False)
             self._pending = None
             while self._inflight:
@@ -312,6 +360,8 @@ class GifEncoder:
             if self._tmp is not None:
                 os.fsync(self._fp.fileno())
                 self._fp.close()
+                if os.path.exists(self._path):  # type: ignore[arg-type]
+                    shutil.copymode(self._path, self._tmp)  # type: ignore[arg-type]
                 os.replace(self._tmp, self._path)  # type: ignore[arg-type]
                 self._tmp = None
         except BaseException:
@@ -343,7 +393,7 @@ class GifEncoder:
     def _shutdown(self) -> None:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-        wand.resource.limits["thread"] = self._thread_limit
+        _thread_limit.release()
 
     def _as_rgba(self, frame: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
         width, height = self.size

@@ -10,6 +10,8 @@ from typing import BinaryIO, Iterator
 
 MIN_DELAY_CS = 2
 MAX_DELAY_CS = 0xFFFF
+MAX_LOOP = 0xFFFF
+MAX_SIDE = 0xFFFF
 DISPOSE_NONE = 1
 DISPOSE_BACKGROUND = 2
 
@@ -27,10 +29,19 @@ class GifFrame:
 
 
 def delay_schedule(fps: float) -> Iterator[int]:
-    """Per-frame delays in cs whose running total is the exact time truncated (30 fps -> 3, 3, 4, ...), never below 2."""
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
-    return _delays(Fraction(100) / Fraction(fps).limit_denominator(10**6))
+    """Each frame's share in cs of the exact running time, truncated (30 fps -> 3, 3, 4, ...).
+
+    Above 50 fps some shares are 0 or 1 cs, less than players show (they play 0-1 cs as 10): the
+    encoder drops those frames into the one before, which keeps the play time.
+    """
+    try:
+        rate = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps must be a number, got {fps!r}") from None
+    if not (math.isfinite(rate) and rate >= 100 / MAX_DELAY_CS):
+        raise ValueError(f"fps must be at least {100 / MAX_DELAY_CS:.5f} (a GIF frame shows at most "
+                         f"{MAX_DELAY_CS / 100} s) and finite, got {fps!r}")
+    return _delays(Fraction(100) / Fraction(rate).limit_denominator(10**6))
 
 
 def _delays(step: Fraction) -> Iterator[int]:
@@ -38,7 +49,7 @@ def _delays(step: Fraction) -> Iterator[int]:
     emitted = 0
     while True:
         exact += step
-        delay = max(MIN_DELAY_CS, math.floor(exact) - emitted)
+        delay = math.floor(exact) - emitted
         emitted += delay
         yield delay
 
@@ -143,8 +154,8 @@ class GifWriter:
         global_palette: bytes | None = None,
     ) -> None:
         width, height = size
-        if not (0 < width < 65536 and 0 < height < 65536):
-            raise ValueError(f"GIF size must be 1..65535 on each side, got {width}x{height}")
+        if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+            raise ValueError(f"GIF size must be 1..{MAX_SIDE} on each side, got {width}x{height}")
         self.fp = fp
         self.size = (width, height)
         self.global_palette = pad_palette(global_palette) if global_palette else None

@@ -13,7 +13,7 @@ import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
-from .encoder import EncodeStats, GifEncoder, cores, partial_path
+from .encoder import EncodeStats, GifEncoder, cores, partial_path, writable_target
 
 _OPTIONS = {
     "colors": int,
@@ -189,9 +189,9 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Wand has started ImageMagick")  # the limits are for convert
             self._applied = apply(**self.plan.limit_arguments(), verify=False)
-        self._target = os.fspath(outfile)
         try:
-            super().setup(fig, partial_path(outfile), dpi)
+            self._target = writable_target(outfile)
+            super().setup(fig, partial_path(self._target), dpi)
         except BaseException:
             self._release()
             raise

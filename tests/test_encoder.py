@@ -329,3 +329,60 @@ def test_global_palette_is_one_table_from_the_first_frame(tmp_path):
     assert all(blob_frame.palette == iter_frames(blob).__next__()[0].palette for blob_frame, _, _ in iter_frames(blob))
     frames, _, _ = decode(tmp_path / "out.gif")
     assert min(psnr(got, want) for got, want in zip(frames, source)) > 30
+
+
+@pytest.mark.parametrize("fps", [60, 100, 120])
+def test_above_50_fps_frames_are_dropped_and_play_time_kept(tmp_path, fps):
+    """A GIF cannot show a frame for under 2 cs; such frames are dropped rather than played slow."""
+    source = scene(60)
+    stats = encode(tmp_path / "out.gif", source, fps=fps)
+    frames, durations, _ = decode(tmp_path / "out.gif")
+    assert min(durations) >= 20
+    assert abs(sum(durations) - 60 / fps * 1000) <= 20
+    assert stats.frames == 60 and stats.gif_frames == len(frames) < 60
+    assert psnr(frames[0], source[0]) > 30
+
+
+def test_two_encoders_closed_in_either_order_restore_the_thread_limit(tmp_path):
+    import wand.resource
+
+    before = wand.resource.limits["thread"]
+    first = GifEncoder(io.BytesIO(), (W, H), 10, magick_threads=1)
+    second = GifEncoder(io.BytesIO(), (W, H), 10, magick_threads=1)
+    for encoder in (first, second):
+        encoder.add_frame(scene(1)[0])
+    first.close()
+    second.close()
+    assert wand.resource.limits["thread"] == before
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        GifEncoder(io.BytesIO(), (W, H), 10, workers=-1)
+    assert wand.resource.limits["thread"] == before
+
+
+@pytest.mark.parametrize("loop", [-1, 65536, 2.5])
+def test_bad_loop_is_refused_before_any_work(tmp_path, loop):
+    with pytest.raises(ValueError, match="loop must be"):
+        GifEncoder(tmp_path / "out.gif", (W, H), 10, loop=loop)
+    assert leftovers(tmp_path) == []
+
+
+def test_bad_targets_fail_at_once_naming_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"directory {tmp_path / 'missing'} does not exist"):
+        GifEncoder(tmp_path / "missing" / "out.gif", (W, H), 10)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        GifEncoder(tmp_path, (W, H), 10)
+    with pytest.raises(ValueError, match="1 to 65535 pixels"):
+        GifEncoder(tmp_path / "out.gif", (70000, H), 10)
+    assert leftovers(tmp_path) == []
+
+
+def test_writes_through_a_symlink_and_keeps_the_file_mode(tmp_path):
+    real = tmp_path / "real.gif"
+    real.write_bytes(b"old")
+    real.chmod(0o600)
+    (tmp_path / "link.gif").symlink_to(real)
+    encode(tmp_path / "link.gif", scene(3))
+    assert (tmp_path / "link.gif").is_symlink()
+    assert real.read_bytes()[:6] == b"GIF89a"
+    assert real.stat().st_mode & 0o777 == 0o600
+    assert leftovers(tmp_path) == ["link.gif", "real.gif"]

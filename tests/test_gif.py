@@ -29,14 +29,20 @@ def test_delays_keep_exact_time():
     assert abs(sum(delays(1000, 29.97)) - 1000 * 100 / 29.97) < 1
 
 
-def test_delays_never_below_two_cs():
-    assert set(delays(50, 100)) == {2}
-    assert min(delays(30, 60)) == 2
+def test_delays_above_50_fps_are_time_shares_below_two_cs():
+    assert delays(6, 60) == [1, 2, 2, 1, 2, 2]
+    assert sum(delays(600, 60)) == 1000
+    assert delays(6, 120) == [0, 1, 1, 1, 1, 1]
 
 
-def test_delay_schedule_rejects_nonpositive_fps():
-    with pytest.raises(ValueError):
-        next(delay_schedule(0))
+@pytest.mark.parametrize("fps", [0, -5, 1e-9, float("inf"), float("nan"), "fast"])
+def test_delay_schedule_rejects_rates_a_gif_cannot_hold(fps):
+    with pytest.raises(ValueError, match="fps must be"):
+        next(delay_schedule(fps))
+
+
+def test_delay_schedule_takes_numpy_rates():
+    assert delays(3, np.float32(30)) == [3, 3, 4]
 
 
 def test_pad_palette_to_power_of_two():
