@@ -127,8 +127,11 @@ def compress(
             with Image.from_array(palette) as affinity:
                 image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
         frame = split_gif(image.make_blob("gif"))
-    if spare_transparent and palette is None and frame.transparency is None:
-        frame = replace(frame, palette=frame.palette.ljust(768, b"\0"), transparency=255)
+    if spare_transparent and frame.transparency is None:
+        if palette is None:
+            frame = replace(frame, palette=frame.palette.ljust(768, b"\0"), transparency=255)
+        elif frame.palette.startswith(palette[0, :, :3].tobytes()):  # remap keeps the palette's order
+            frame = replace(frame, transparency=palette.shape[1] - 1)
     return frame
 
 
@@ -449,15 +452,17 @@ class GifEncoder:
     def _start(self, first_pixels: np.ndarray) -> None:
         global_table = None
         if self.global_palette:
+            opaque_colours = min(self.colors, 255)  # and one transparent entry, last
             with Image.from_array(np.ascontiguousarray(first_pixels)) as image:
-                quantize(image, self.colors - 1, "none", self.treedepth)
+                quantize(image, opaque_colours, "none", self.treedepth)
                 quantized = export_rgba(image)
             opaque = quantized[quantized[..., 3] == 255]
-            rgb = np.unique(opaque[:, :3], axis=0)[: self.colors - 1]
-            self._palette = np.zeros((1, len(rgb) + 1, 4), np.uint8)
-            self._palette[0, :-1, :3] = rgb
-            self._palette[0, :-1, 3] = 255
-            global_table = self._palette[0, :, :3].tobytes()
+            rgb = np.unique(opaque[:, :3], axis=0)[:opaque_colours]
+            if len(rgb):  # a wholly transparent first frame has no colours to share: per-frame palettes then
+                self._palette = np.zeros((1, len(rgb) + 1, 4), np.uint8)
+                self._palette[0, :-1, :3] = rgb
+                self._palette[0, :-1, 3] = 255
+                global_table = self._palette[0, :, :3].tobytes()
         self._writer = GifWriter(self._fp, self.size, loop=self.loop, comment=self.comment, global_palette=global_table)
 
     def _write_head(self) -> None:

@@ -386,3 +386,36 @@ def test_writes_through_a_symlink_and_keeps_the_file_mode(tmp_path):
     assert real.read_bytes()[:6] == b"GIF89a"
     assert real.stat().st_mode & 0o777 == 0o600
     assert leftovers(tmp_path) == ["link.gif", "real.gif"]
+
+
+def solid(colour, width=W, height=H):
+    frame = np.empty((height, width, 4), np.uint8)
+    frame[...] = (*colour, 255)
+    return frame
+
+
+def test_global_palette_keeps_as_many_colours_as_asked(tmp_path):
+    two = solid((255, 0, 0))
+    two[10:20, 10:20, :3] = (0, 0, 255)
+    encode(tmp_path / "out.gif", [two], colors=2, global_palette=True)
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert psnr(frames[0], two) == 99.0
+
+
+def test_global_palette_after_a_wholly_transparent_first_frame(tmp_path):
+    source = [np.zeros((H, W, 4), np.uint8), solid((200, 100, 50)), solid((20, 180, 90))]
+    encode(tmp_path / "out.gif", source, global_palette=True)
+    frames, _, _ = decode(tmp_path / "out.gif")
+    assert (frames[0][..., 3] == 0).all()
+    assert min(psnr(got, want) for got, want in zip(frames[1:], source[1:])) > 40
+
+
+def test_global_palette_then_a_transparent_frame_decodes_transparent(tmp_path):
+    source = [solid((30, 60, 90)) for _ in range(3)]
+    source[1][5:10, 5:10, :3] = (250, 0, 0)
+    source[2][0:15] = 0
+    encode(tmp_path / "out.gif", source, global_palette=True)
+    frames, _, _ = decode(tmp_path / "out.gif")
+    for got, want in zip(frames, source):
+        assert np.array_equal(got[..., 3] == 0, want[..., 3] == 0)
+    assert (tmp_path / "out.gif").read_bytes()[10] & 0x80, "still one global table"
