@@ -28,8 +28,11 @@ RESOURCE_KINDS: dict[str, Kind] = {
     "time": "seconds",
 }
 
-#: ImageMagick treats any limit at or above 2**63 as infinite (it prints "unlimited").
-UNLIMITED_AT = 2**63
+#: What magicktune writes for "unlimited", and where readings start to mean it: the largest number below 2**63
+#: that ImageMagick's reader (a double) keeps exactly. IM6 compares memory, map, disk and file limits as signed
+#: 64-bit numbers, so 2**63 ("8EiB") refuses every pixel cache, and it prints file, throttle and time at or
+#: above 2**63 as negative numbers. IM's own "unlimited" (2**63 - 1) is above this too.
+UNLIMITED_AT = 2**63 - 1024
 
 _PREFIXES = "kmgtpe"
 _UNIT_LETTER = {"bytes": "b", "pixels": "p", "count": "", "seconds": ""}
@@ -115,7 +118,7 @@ def to_magick(value: int | None, kind: Kind = "bytes") -> str:
     """Write a limit so ImageMagick reads it back to exactly this number (never the word "unlimited")."""
     unit = _UNIT_LETTER[kind].upper()
     if value is None or value >= UNLIMITED_AT:
-        return f"8Ei{unit or 'B'}" if kind in ("bytes", "pixels") else str(UNLIMITED_AT)
+        return str(UNLIMITED_AT)
     if value < 0:
         raise ValueError(f"a limit cannot be negative, got {value}")
     if kind in ("count", "seconds") or value == 0:
@@ -130,22 +133,26 @@ def to_magick(value: int | None, kind: Kind = "bytes") -> str:
 
 
 def from_magick(text: str, kind: Kind = "bytes") -> int | None:
-    """Read a value as `-list resource` prints it ("256MiB", "16KP", "15.447GiB", "10 minutes")."""
+    """Read a value as `-list resource` prints it ("256MiB", "16KP", "15.447GiB", "10 minutes").
+
+    IM6 prints file, throttle and time limits at or above 2**63 as negative numbers: those read as unlimited.
+    """
     text = text.strip()
-    if text.lower() == "unlimited":
+    if text.lower() == "unlimited" or re.fullmatch(r"-\d+", text):
         return None
     if kind == "seconds":
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
         if not match or match.group(2) not in _SECONDS:
             raise ValueError(f"ImageMagick printed a time this parser does not know: {text!r}")
-        return round(float(match.group(1)) * _SECONDS[match.group(2)])
-    if text[-1:] in ("B", "P"):  # the unit; IM prints counts as bytes ("701B") and small areas as "32000P"
-        text = text[:-1]
-    match = re.fullmatch(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)([kKMGTPE])?(i)?", text)
-    if not match:
-        raise ValueError(f"ImageMagick printed a {kind} value this parser does not know: {text!r}")
-    number, prefix, binary = match.groups()
-    value = round(float(number) * _scale(prefix.lower() if prefix else None, binary))
+        value = round(float(match.group(1)) * _SECONDS[match.group(2)])
+    else:
+        if text[-1:] in ("B", "P"):  # the unit; IM prints counts as bytes ("701B") and small areas as "32000P"
+            text = text[:-1]
+        match = re.fullmatch(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)([kKMGTPE])?(i)?", text)
+        if not match:
+            raise ValueError(f"ImageMagick printed a {kind} value this parser does not know: {text!r}")
+        number, prefix, binary = match.groups()
+        value = round(float(number) * _scale(prefix.lower() if prefix else None, binary))
     return None if value >= UNLIMITED_AT else value
 
 

@@ -70,6 +70,15 @@ def test_the_override_raises_what_the_system_policy_caps(im, clean_environment):
     assert im.resources(env=env)["memory"] == caps["memory"][0]
 
 
+def test_unlimited_holds_for_every_kind(im, clean_environment, tmp_path):
+    """"unlimited" reaches ImageMagick as no limit, and ImageMagick still makes pixel caches under it."""
+    with limits.limits(memory="unlimited", map="unlimited", disk="unlimited", time="unlimited", file="unlimited",
+                       list_length="unlimited"):
+        in_force = im.resources()
+        assert [in_force[name] for name in ("memory", "map", "disk", "time", "file", "list-length")] == [None] * 6
+        im.run(["rose:", "-resize", "300%", str(tmp_path / "rose.png")])
+
+
 def test_nested_limits_restore_in_order(im, clean_environment):
     with limits.limits(memory="8GB", list_length=100):
         outer = magick_variables()

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from magicktune import units
+from magicktune import magick, units
 
 
 @pytest.mark.parametrize(
@@ -72,8 +72,9 @@ def test_bad_types_and_units_for_the_kind():
         (16_000, "pixels", "16KP"),
         (3001, "count", "3001"),
         (600, "seconds", "600"),
-        (None, "bytes", "8EiB"),
-        (None, "pixels", "8EiP"),
+        (None, "bytes", "9223372036854774784"),
+        (None, "pixels", "9223372036854774784"),
+        (None, "seconds", "9223372036854774784"),
         (0, "bytes", "0"),
     ],
 )
@@ -95,10 +96,24 @@ def test_to_magick_forms(value, kind, expected):
         ("15000", "count", 15000),
         ("701B", "count", 701),
         ("10 minutes", "seconds", 600),
+        ("-9223372036854775808", "seconds", None),
+        ("-1", "count", None),
+        ("9223372036854774784", "count", None),
+        ("8EiB", "count", None),
     ],
 )
 def test_from_magick_reads_list_resource(printed, kind, expected):
     assert units.from_magick(printed, kind) == expected
+
+
+def test_imagemagick_prints_unlimited_as_something_read_back_as_unlimited():
+    """IM6 prints file, throttle and time through a signed cast: 2**63 came back as a negative number."""
+    unlimited = units.to_magick(None, "count")
+    env = {"PATH": "/usr/bin:/bin", **{f"MAGICK_{name}_LIMIT": unlimited for name in ("TIME", "FILE", "LIST_LENGTH")}}
+    printed = subprocess.run(["identify", "-list", "resource"], env=env, capture_output=True, text=True,
+                             check=True).stdout
+    limits = magick.parse_list_resource(printed)
+    assert (limits["time"], limits["file"], limits["list-length"]) == (None, None, None)
 
 
 def test_human_readings():
