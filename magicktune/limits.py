@@ -101,7 +101,7 @@ def parse_request(memory=None, map=None, disk=None, area=None, width=None, heigh
         if value is None:
             continue
         try:
-            parsed[name] = units.parse(value, units.RESOURCE_KINDS[name], whole=wholes.get(name))
+            parsed[name] = units.parse_limit(name, value, whole=wholes.get(name))
         except ValueError as error:
             raise ValueError(f"{name.replace('-', '_')}: {error}") from None
     return parsed

@@ -463,7 +463,7 @@ def _resource_texts(section, source: str, key: str) -> tuple[dict[str, str], str
 
 def _parse_one(name: str, size: str, source: str, whole: int | None) -> int | None:
     try:
-        return units.parse(size, units.RESOURCE_KINDS[name], whole=whole)
+        return units.parse_limit(name, size, whole=whole)
     except ValueError as error:
         raise ValueError(f"{source}: resources.{name}: {error}") from None
 
@@ -610,7 +610,7 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not a share "
                                  f"of anything; write an absolute size such as {units.to_magick(2**30, kind)}")]
     try:
-        means = units.parse(rule.value, kind)
+        means = units.parse_limit(rule.name, rule.value)
     except ValueError as error:
         return [Finding("error", f"{where}: {error}; ImageMagick reads it as {reads_text}")]
     if means is None and reads < units.UNLIMITED_AT:

@@ -94,6 +94,19 @@ def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = 
     return None if result >= UNLIMITED_AT else result
 
 
+def parse_limit(name: str, value: str | int | None, *, whole: int | None = None) -> int | None:
+    """Read the limit of one resource by name (`parse` for its kind); None means unlimited.
+
+    Throttle is not a cap but a pause (milliseconds ImageMagick sleeps every 32 pixel-cache requests, and a
+    policy value is a floor), so "unlimited" would stall every command: it is refused.
+    """
+    limit = parse(value, RESOURCE_KINDS[name], whole=whole)
+    if limit is None and name == "throttle":
+        raise ValueError(f"throttle {value!r}: throttle is a pause ImageMagick takes (in milliseconds), not a cap, "
+                         f"so 'unlimited' would stall every command: use 0 for no pause")
+    return limit
+
+
 def _scale(prefix: str | None, binary: str | None) -> int:
     if not prefix:
         return 1

@@ -111,6 +111,14 @@ def test_bad_values_fail_before_anything_changes(clean_environment):
     assert magick_variables() == {}
 
 
+def test_unlimited_throttle_is_refused_as_a_stall(clean_environment):
+    """Throttle is a pause ImageMagick takes, so 'unlimited' would hang every convert."""
+    with pytest.raises(ValueError, match="throttle: throttle 'unlimited'.* use 0 for no pause"):
+        with limits.limits(throttle="unlimited"):
+            pass
+    assert magick_variables() == {}
+
+
 def test_temporary_path_reaches_imagemagick(tmp_path, im, clean_environment):
     with limits.limits(temporary_path=tmp_path) as applied:
         assert os.environ["MAGICK_TEMPORARY_PATH"] == str(tmp_path.resolve())

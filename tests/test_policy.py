@@ -199,6 +199,7 @@ def test_unknown_preset_lists_the_available_ones():
     ("description: x\nrules:\n  - {domain: coder, pattern: PDF}\n", "rules[0]"),
     ("description: x\nrules:\n  - {domain: coder, rights: maybe, pattern: PDF}\n", "rules[0].rights"),
     ("description: x\nlimits: {memory: 1GB}\n", "'limits'"),
+    ("description: x\nresources: {throttle: unlimited}\n", "resources.throttle"),
 ])
 def test_bad_preset_files_name_the_file_and_key(tmp_path, text, key):
     path = tmp_path / "mine.yaml"
