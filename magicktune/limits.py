@@ -126,22 +126,19 @@ def apply(memory=None, map=None, disk=None, area=None, width=None, height=None, 
     _warn_if_wand_loaded()
 
     saved = {name: environ.get(name) for name in [*route.variables, CONFIGURE_PATH]}
-    policy_dir = None
+    applied = AppliedLimits(requested, temp, [n for n in requested if n not in route.policy_resources],
+                            list(route.policy_resources), None, saved, environ)
     try:
         environ.update(route.variables)
         if route.needs_policy:
-            policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-"))
-            policy.write(policy_dir, route.policy_text(), private=True)
-            environ[CONFIGURE_PATH] = prepend_configure_path(policy_dir, environ.get(CONFIGURE_PATH))
-    except BaseException:
-        _restore_environment(environ, saved)
-        if policy_dir is not None:
-            shutil.rmtree(policy_dir, ignore_errors=True)
+            applied.policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-"))
+            policy.write(applied.policy_dir, route.policy_text(), private=True)
+            environ[CONFIGURE_PATH] = prepend_configure_path(applied.policy_dir, environ.get(CONFIGURE_PATH))
+        if verify:
+            _warn_if_not_in_force(applied, im)
+    except BaseException:  # a warning turned into an error included: nothing is left half-applied
+        restore(applied)
         raise
-    applied = AppliedLimits(requested, temp, [n for n in requested if n not in route.policy_resources],
-                            list(route.policy_resources), policy_dir, saved, environ)
-    if verify:
-        _warn_if_not_in_force(applied, im)
     return applied
 
 

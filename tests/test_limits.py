@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import warnings
 
 import pytest
@@ -99,6 +100,18 @@ def test_environment_is_restored_after_an_exception(clean_environment, monkeypat
             raise RuntimeError("boom")
     assert magick_variables() == before
     assert not applied.policy_dir.exists()
+
+
+def test_a_warning_raised_as_an_error_undoes_everything(clean_environment, monkeypatch, tmp_path):
+    """With warnings as errors, the 'did not take effect' warning must not leave variables or a policy dir behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(limits.LimitsWarning, match="thread limit 4096 did not take effect"):
+            with limits.limits(thread=4096, memory="1GiB"):
+                pass
+    assert magick_variables() == {}
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_values_fail_before_anything_changes(clean_environment):
