@@ -224,11 +224,10 @@ def _warn_if_wand_loaded() -> None:
 def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> None:
     in_force = im.resources(env=applied.environ)
     for name, wanted in applied.requested.items():
-        got = in_force.get(name, wanted)
-        if not units.same_limit(got, wanted):
-            warnings.warn(f"{name} limit {units.human(wanted, units.RESOURCE_KINDS[name])} did not take effect: "
-                          f"ImageMagick reports {units.human(got, units.RESOURCE_KINDS[name])}",
-                          LimitsWarning, stacklevel=_caller_level())
+        got, kind = in_force.get(name, wanted), units.RESOURCE_KINDS[name]
+        if not units.same_limit(got, wanted, kind):
+            warnings.warn(f"{name} limit {units.human(wanted, kind)} did not take effect: "
+                          f"ImageMagick reports {units.human(got, kind)}", LimitsWarning, stacklevel=_caller_level())
 
 
 def _caller_level() -> int:

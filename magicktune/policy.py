@@ -405,13 +405,13 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     settings = []
     for name, value in im.resources(env=env).items():
         variable = f"MAGICK_{name.upper().replace('-', '_')}_LIMIT"
-        cap = caps.get(name)
-        if cap is not None and units.same_limit(value, cap[0]):
+        cap, kind = caps.get(name), units.RESOURCE_KINDS[name]
+        if cap is not None and units.same_limit(value, cap[0], kind):
             source = cap[1]
         elif variable in environ:
             source = f"${variable}={environ[variable]}" + (f", below the cap in {cap[1]}" if cap else "")
         elif cap is not None:
-            cap_text = units.human(cap[0], units.RESOURCE_KINDS[name])
+            cap_text = units.human(cap[0], kind)
             source = f"ImageMagick's default, below the cap {cap_text} in {cap[1]}"
         else:
             source = "ImageMagick's default"
@@ -616,7 +616,7 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
     if means is None and reads < units.UNLIMITED_AT:
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not unlimited; "
                                  f"write {units.to_magick(None, kind)} (or leave the resource out)")]
-    if means is not None and not units.same_limit(reads, means):
+    if means is not None and not units.same_limit(reads, means, kind):
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not "
                                  f"{units.human(means, kind)}; write {units.to_magick(means, kind)}")]
     return []
@@ -653,10 +653,10 @@ def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, s
         got = in_force.get(name)
         message = f"{name}: value {rule.value!r}, ImageMagick runs with {units.human(got, kind)}"
         previous = system_caps.get(name)
-        if previous is not None and not units.same_limit(previous[0], reads):
+        if previous is not None and not units.same_limit(previous[0], reads, kind):
             direction = "raises" if (reads is None or (previous[0] is not None and reads > previous[0])) else "lowers"
             message += f" ({direction} {units.human(previous[0], kind)} set by {previous[1]})"
-        if units.same_limit(got, reads) or (name == "throttle" and (got or 0) >= (reads or 0)):
+        if units.same_limit(got, reads, kind) or (name == "throttle" and (got or 0) >= (reads or 0)):
             findings.append(Finding("info", message))
         else:
             reason = " (ImageMagick clamps threads to its OpenMP maximum)" if name == "thread" else ""

@@ -190,11 +190,16 @@ def as_imagemagick_reads(text: str) -> int:
     return min(int(value), 2**64 - 1)
 
 
-def same_limit(got: int | None, wanted: int | None) -> bool:
-    """Equal through -list resource's rounding (about six significant digits); None and >= 2**62 both mean unlimited."""
+#: The fewest significant digits `-list resource` prints a limit of each kind with: IM6 prints pixels to as few
+#: as 3 (width 1366 is "1.37KP", area 1234567 "1.235MP"), everything else to at least 6.
+_PRINTED_DIGITS = {"pixels": 3, "bytes": 6, "count": 6, "seconds": 6}
+
+
+def same_limit(got: int | None, wanted: int | None, kind: Kind = "bytes") -> bool:
+    """Equal at the precision `-list resource` prints this kind with; None and >= 2**62 both mean unlimited."""
     if got is None or wanted is None:
         return got == wanted or (got or wanted or 0) >= 2**62
-    return abs(got - wanted) <= max(1, wanted) * 1e-5
+    return abs(got - wanted) <= wanted * 5 * 10.0 ** -_PRINTED_DIGITS[kind]
 
 
 def human(value: int | None, kind: Kind = "bytes") -> str:

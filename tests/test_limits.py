@@ -153,6 +153,14 @@ def test_a_limit_beyond_the_machine_warns(clean_environment):
             pass
 
 
+def test_a_frame_size_imagemagick_prints_rounded_does_not_warn(im, clean_environment):
+    """IM6 prints width 1366 as 1.37KP: the plan's exact frame sizes must not read as 'did not take effect'."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", limits.LimitsWarning)
+        with limits.limits(width=1366, height=769, area=1366 * 769):
+            assert units.same_limit(im.resources()["width"], 1366, "pixels")
+
+
 def test_a_limit_imagemagick_clamps_warns(clean_environment):
     with pytest.warns(limits.LimitsWarning, match="thread limit 4096 did not take effect"):
         with limits.limits(thread=4096):

@@ -155,6 +155,15 @@ def test_check_catches_values_imagemagick_reads_differently(im, tmp_path):
     assert any(m.startswith("memory:") and "runs with 2 B" in m for m in loaded)
 
 
+def test_check_reads_pixel_limits_at_the_precision_imagemagick_prints(im, tmp_path):
+    path = tmp_path / "policy.xml"
+    path.write_text('<policymap><policy domain="resource" name="width" value="1366"/>'
+                    '<policy domain="resource" name="area" value="1050454"/></policymap>')
+    findings = policy.check(path, im)
+    assert [f for f in findings if f.level != "info"] == []
+    assert any(f.message.startswith("width: value '1366'") for f in findings)
+
+
 def test_reading_refuses_a_billion_laughs(im, tmp_path):
     path = tmp_path / "policy.xml"
     entities = ['<!ENTITY lol "lol">'] + [f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 or "")) * 10}">'

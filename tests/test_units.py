@@ -158,6 +158,10 @@ def test_imagemagick_reads_to_magick_back_exactly(value, tmp_path):
 
 def test_same_limit_reads_through_list_resource_rounding():
     assert units.same_limit(round(15.447 * 2**30), 16_586_109_321)
+    assert units.same_limit(units.from_magick("1.37KP", "pixels"), 1366, "pixels")
+    assert units.same_limit(units.from_magick("1.235MP", "pixels"), 1_234_567, "pixels")
+    assert not units.same_limit(units.from_magick("1.37KP", "pixels"), 1366)
+    assert not units.same_limit(3, 2, "count")
     assert not units.same_limit(256 * 2**20, 512 * 2**20)
     assert units.same_limit(None, None) and units.same_limit(None, 2**63)
     assert not units.same_limit(None, 3001)
