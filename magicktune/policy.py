@@ -550,11 +550,14 @@ def _expand(pattern: str) -> list[str]:
 
 
 def _decision(rules: list[PolicyRule], domain: str, name: str) -> frozenset[str]:
-    """The rights ImageMagick grants `name` in `domain`: the last matching rule decides, else everything."""
+    """The rights ImageMagick grants `name` in `domain`: the last matching rule decides, else everything.
+
+    Patterns match case-sensitively, as in ImageMagick (GlobExpression without case folding, IM6 and IM7).
+    """
     granted = _ALL_RIGHTS
     for rule in rules:
         if rule.domain == domain and rule.pattern is not None and rule.rights is not None and any(
-                fnmatch.fnmatchcase(name.lower(), alternative.lower()) for alternative in _expand(rule.pattern)):
+                fnmatch.fnmatchcase(name, alternative) for alternative in _expand(rule.pattern)):
             granted = _rights(rule.rights) or frozenset()
     return granted
 
@@ -590,6 +593,10 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
         if _rights(rule.rights) is None:
             return [Finding("error", f"{where} {rule.pattern}: rights {rule.rights!r} is not none, read, write, "
                                      f"execute, all or a | of them")]
+        if rule.domain == "coder" and rule.pattern != rule.pattern.upper():
+            return [Finding("warning", f"{where} {rule.pattern}: ImageMagick matches patterns case-sensitively and "
+                                       f"names its coders in upper case, so this rule matches no coder: write "
+                                       f"{rule.pattern.upper()!r}")]
         return []
     if rule.name is None or rule.value is None:
         return [Finding("error", f"{where}: needs both name and value")]

@@ -129,6 +129,29 @@ def test_standalone_without_system_rules_is_flagged(im, env, tmp_path):
     assert errors and all("weakens" in f.message for f in errors)
 
 
+def test_patterns_match_case_sensitively_as_imagemagick_does(im, env, tmp_path):
+    """IM6 lets `convert rose: x.gif` through a rule for "gif"; only "GIF" blocks it."""
+    for pattern, blocked in (("gif", False), ("GIF", True)):
+        directory = tmp_path / pattern
+        policy.write(directory / "policy.xml", f'<policymap><policy domain="coder" rights="none" pattern="{pattern}"/></policymap>')
+        result = im.run(["rose:", str(tmp_path / "x.gif")], env=override_env(env, directory), check=False)
+        assert ("security policy" in result.stderr) == blocked
+        rules = policy.read(directory / "policy.xml")
+        assert (policy._decision(rules, "coder", "GIF") == frozenset()) == blocked
+    lowercase = policy.check(tmp_path / "gif" / "policy.xml", im)
+    assert any(f.level == "warning" and "write 'GIF'" in f.message for f in lowercase)
+
+
+def test_standalone_check_sees_a_lowercase_restatement_does_not_deny(im, env, tmp_path):
+    rules = policy.system_policy(im, env)
+    if not any(r.domain == "coder" and r.pattern == "PS" and r.rights == "none" for r in rules):
+        pytest.skip("the system policy here does not deny the PS coder")
+    text = policy.generate(policy.load_preset("batch"), standalone=True, system_rules=rules)
+    written = policy.write(tmp_path / "policy.xml", text.replace('pattern="PS"', 'pattern="ps"'))
+    errors = [f.message for f in policy.check(written, im, standalone=True) if f.level == "error"]
+    assert any("weakens" in m and 'pattern="PS"' in m for m in errors)
+
+
 def test_check_catches_values_imagemagick_reads_differently(im, tmp_path):
     path = tmp_path / "policy.xml"
     path.write_text('<policymap>\n'
