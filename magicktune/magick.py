@@ -137,7 +137,10 @@ def parse_list_resource(text: str) -> dict[str, int | None]:
 
 
 def parse_list_policy(text: str) -> list[PolicyRule]:
-    """Read `-list policy` into rules in load order; each carries the file it came from."""
+    """Read `-list policy` into rules in load order; each carries the file it came from.
+
+    Names are lower-cased: ImageMagick looks them up ignoring case ("Memory" caps memory).
+    """
     rules: list[PolicyRule] = []
     path, entry = "", None
     for line in text.splitlines():
@@ -151,7 +154,7 @@ def parse_list_policy(text: str) -> list[PolicyRule]:
         elif entry is not None and ":" in stripped:
             key, _, value = stripped.partition(":")
             if key in ("name", "value", "rights", "pattern"):
-                entry[key] = value.strip()
+                entry[key] = value.strip().lower() if key == "name" else value.strip()
     if entry is not None:
         rules.append(PolicyRule(**entry))
     return rules

@@ -36,7 +36,10 @@ class PolicyError(ValueError):
 
 
 def read(path: str | os.PathLike) -> list[PolicyRule]:
-    """The `<policy>` entries of one policy.xml, in file order (defused against XML attacks)."""
+    """The `<policy>` entries of one policy.xml, in file order (defused against XML attacks).
+
+    Names are lower-cased: ImageMagick looks them up ignoring case ("Memory" caps memory).
+    """
     try:
         root = SafeElementTree.parse(path).getroot()
     except (OSError, SafeElementTree.ParseError) as error:
@@ -49,7 +52,7 @@ def read(path: str | os.PathLike) -> list[PolicyRule]:
         PolicyRule(
             path=str(path),
             domain=(element.get("domain") or "undefined").lower(),
-            name=element.get("name"),
+            name=element.get("name", "").lower() or None,
             value=element.get("value"),
             rights=element.get("rights"),
             pattern=element.get("pattern"),
@@ -499,7 +502,7 @@ def _preset_rules(entries, source: str) -> list[PolicyRule]:
         elif domain in VALUE_DOMAINS:
             if "name" not in fields or "value" not in fields:
                 raise ValueError(f"{where}: a {domain} rule needs name and value")
-            rules.append(PolicyRule(source, domain, name=fields["name"], value=fields["value"]))
+            rules.append(PolicyRule(source, domain, name=fields["name"].lower(), value=fields["value"]))
         else:
             raise ValueError(f"{where}.domain: {domain or None!r} is not one of "
                              f"{', '.join((*SECURITY_DOMAINS, *VALUE_DOMAINS))} (put limits under resources:)")

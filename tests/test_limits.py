@@ -80,6 +80,17 @@ def test_unlimited_holds_for_every_kind(im, clean_environment, tmp_path):
         im.run(["rose:", "-resize", "300%", str(tmp_path / "rose.png")])
 
 
+def test_a_cap_named_in_another_case_is_raised_too(im, clean_environment, monkeypatch, tmp_path):
+    """ImageMagick applies name="List-Length"; limits() must restate it in its override, or IM stays at 50."""
+    (tmp_path / "policy.xml").write_text('<policymap><policy domain="resource" name="List-Length" value="50"/>'
+                                         '</policymap>')
+    monkeypatch.setenv("MAGICK_CONFIGURE_PATH", str(tmp_path))
+    assert im.resources()["list-length"] == 50
+    with limits.limits(list_length=3001) as applied:
+        assert applied.via_policy == ["list-length"]
+        assert im.resources()["list-length"] == 3001
+
+
 def test_nested_limits_restore_in_order(im, clean_environment):
     with limits.limits(memory="8GB", list_length=100):
         outer = magick_variables()

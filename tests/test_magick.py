@@ -64,6 +64,13 @@ def test_first_file_naming_a_resource_wins():
     assert caps == {"memory": (8 * 2**30, "/a/policy.xml"), "disk": (2**30, "/etc/policy.xml")}
 
 
+def test_resource_names_ignore_case_as_imagemagick_does():
+    text = "Path: /p.xml\n  Policy: Resource\n    name: Memory\n    value: 100MiB\n" \
+           "  Policy: Resource\n    name: List-Length\n    value: 50\n"
+    assert magick.resource_caps(magick.parse_list_policy(text)) == {"memory": (100 * 2**20, "/p.xml"),
+                                                                     "list-length": (50, "/p.xml")}
+
+
 def test_caps_are_read_the_way_imagemagick_reads_them():
     text = "Path: /p.xml\n  Policy: Resource\n    name: memory\n    value: 2gb\n" \
            "  Policy: Resource\n    name: disk\n    value: unlimited\n"

@@ -178,6 +178,14 @@ def test_check_catches_values_imagemagick_reads_differently(im, tmp_path):
     assert any(m.startswith("memory:") and "runs with 2 B" in m for m in loaded)
 
 
+def test_check_reads_resource_names_in_any_case(im, tmp_path):
+    path = tmp_path / "policy.xml"
+    path.write_text('<policymap><policy domain="resource" name="Memory" value="100MiB"/></policymap>')
+    findings = policy.check(path, im)
+    assert [f for f in findings if f.level != "info"] == []
+    assert any(f.message.startswith("memory: value '100MiB', ImageMagick runs with 100 MiB") for f in findings)
+
+
 def test_check_reads_pixel_limits_at_the_precision_imagemagick_prints(im, tmp_path):
     path = tmp_path / "policy.xml"
     path.write_text('<policymap><policy domain="resource" name="width" value="1366"/>'
