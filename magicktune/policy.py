@@ -616,6 +616,10 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
     reads = units.as_imagemagick_reads(rule.value)
     reads_text = units.human(None if reads >= units.UNLIMITED_AT else reads, kind)
     stripped = rule.value.strip()
+    if stripped.startswith("-") and reads >= units.UNLIMITED_AT:
+        effect = ("a pause of about 2^64 milliseconds: every command stalls; write 0 for no pause"
+                  if rule.name == "throttle" else "no cap at all; write the limit you mean, or leave the resource out")
+        return [Finding("error", f"{where}: {rule.value!r} is negative, which ImageMagick wraps around to {effect}")]
     if stripped.endswith("%"):
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not a share "
                                  f"of anything; write an absolute size such as {units.to_magick(2**30, kind)}")]

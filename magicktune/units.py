@@ -177,6 +177,8 @@ def as_imagemagick_reads(text: str) -> int:
     """The number ImageMagick itself makes of a policy or env value (InterpretSiPrefixValue, then %).
 
     Case-sensitive: "2gb" is 2, "256mb" is 256, "1hour" is 100 (hecto), "unlimited" and "50%" are 0 and 50.
+    A negative value wraps around to nearly 2**64 (C's cast to unsigned, on x86-64), which is no cap at all:
+    memory "-1" runs with all the RAM, and a throttle of "-1" pauses for ever.
     """
     match = _LEADING_NUMBER.match(text)
     if not match:
@@ -185,9 +187,11 @@ def as_imagemagick_reads(text: str) -> int:
     exponent = _SI_EXPONENTS.get(rest[:1], 0)
     if exponent:
         value *= 2 ** (exponent / 0.3) if rest[1:2] == "i" else 10**exponent
-    if not math.isfinite(value) or value <= 0:
-        return 0
-    return min(int(value), 2**64 - 1)
+    if value >= 2**64:
+        return 2**64 - 1
+    if value <= -(2**63):
+        return 2**63
+    return int(value) % 2**64
 
 
 #: The fewest significant digits `-list resource` prints a limit of each kind with: IM6 prints pixels to as few

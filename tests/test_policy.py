@@ -4,7 +4,7 @@ import stat
 import psutil
 import pytest
 
-from magicktune import magick, policy
+from magicktune import magick, policy, units
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +193,18 @@ def test_check_reads_pixel_limits_at_the_precision_imagemagick_prints(im, tmp_pa
     findings = policy.check(path, im)
     assert [f for f in findings if f.level != "info"] == []
     assert any(f.message.startswith("width: value '1366'") for f in findings)
+
+
+def test_check_says_a_negative_value_drops_the_cap(im, env, tmp_path):
+    """IM reads memory "-1" as no cap at all (all the RAM), not as 0; a negative throttle pauses for ever."""
+    path = tmp_path / "policy.xml"
+    path.write_text('<policymap><policy domain="resource" name="memory" value="-1"/>'
+                    '<policy domain="resource" name="throttle" value="-1"/></policymap>')
+    assert magick.resource_caps(policy.read(path))["memory"] == (None, str(path))
+    assert units.same_limit(im.resources(env=override_env(env, tmp_path))["memory"], psutil.virtual_memory().total)
+    errors = [f.message for f in policy.check(path, im) if f.level == "error"]
+    assert any("memory: '-1' is negative" in m and "no cap at all" in m for m in errors)
+    assert any("throttle: '-1' is negative" in m and "every command stalls" in m for m in errors)
 
 
 def test_reading_refuses_a_billion_laughs(im, tmp_path):

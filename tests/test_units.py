@@ -116,6 +116,15 @@ def test_imagemagick_prints_unlimited_as_something_read_back_as_unlimited():
     assert (limits["time"], limits["file"], limits["list-length"]) == (None, None, None)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2gb", 2), ("256MiB", 256 * 2**20), ("unlimited", 0), ("50%", 50), ("1hour", 100),
+     ("-1", 2**64 - 1), ("-5GB", 2**64 - 5 * 10**9), ("-0.5", 0), ("1e400", 2**64 - 1)],
+)
+def test_as_imagemagick_reads(text, expected):
+    assert units.as_imagemagick_reads(text) == expected
+
+
 def test_human_readings():
     assert units.human(3_732_480_000) == "3.73 GB"
     assert units.human(None) == "unlimited"
