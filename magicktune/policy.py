@@ -15,7 +15,8 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,6 +36,10 @@ class PolicyError(ValueError):
     """A policy file that cannot be read, or a value that cannot be written into one."""
 
 
+class PolicySyntaxError(PolicyError):
+    """A policy file that is not well-formed XML; ImageMagick's own, lenient reader may still load it."""
+
+
 def read(path: str | os.PathLike) -> list[PolicyRule]:
     """The `<policy>` entries of one policy.xml, in file order (defused against XML attacks).
 
@@ -42,7 +47,9 @@ def read(path: str | os.PathLike) -> list[PolicyRule]:
     """
     try:
         root = SafeElementTree.parse(path).getroot()
-    except (OSError, SafeElementTree.ParseError) as error:
+    except SafeElementTree.ParseError as error:
+        raise PolicySyntaxError(f"{path} is not well-formed XML ({error})") from None
+    except OSError as error:
         raise PolicyError(f"cannot read policy file {path}: {error}") from None
     except Exception as error:  # defusedxml's refusals (entities, DTD tricks) share no base class
         raise PolicyError(f"refused to read policy file {path}: {error}") from None
@@ -384,11 +391,18 @@ def check(path: str | os.PathLike, imagemagick: magick.ImageMagick | None = None
     `standalone` judges it as a replacement for the system policy (dropped system rules are errors);
     otherwise as an override first on MAGICK_CONFIGURE_PATH.
     """
+    findings: list[Finding] = []
     try:
         rules = read(path)
+    except PolicySyntaxError as error:
+        rules = _listed_by_imagemagick(Path(path), imagemagick) if load else []
+        if not rules:
+            return [Finding("error", f"{error}; ImageMagick did not load any entry from it either")]
+        findings.append(Finding("info", f"{error}; ImageMagick's own reader is lenient and loads it, so this check "
+                                        f"uses the {len(rules)} entries ImageMagick lists for it"))
     except PolicyError as error:
         return [Finding("error", str(error))]
-    findings = [finding for rule in rules for finding in _check_rule(rule)]
+    findings += [finding for rule in rules for finding in _check_rule(rule)]
     if not load:
         return findings
     try:
@@ -636,15 +650,37 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
     return []
 
 
-def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool) -> list[Finding]:
-    """Load the file first on MAGICK_CONFIGURE_PATH and compare what ImageMagick reads with the system alone."""
-    findings: list[Finding] = []
-    base = {name: value for name, value in os.environ.items() if not re.fullmatch(r"MAGICK_\w+_LIMIT", name)}
+def _without_limit_variables() -> dict[str, str]:
+    """This process's environment less the MAGICK_*_LIMIT variables, so that only policy files decide."""
+    return {name: value for name, value in os.environ.items() if not re.fullmatch(r"MAGICK_\w+_LIMIT", name)}
+
+
+@contextmanager
+def _loaded_first(path: Path, base: Mapping[str, str]) -> Iterator[tuple[dict[str, str], Path]]:
+    """`base` with a copy of `path` first on MAGICK_CONFIGURE_PATH, named policy.xml as ImageMagick requires."""
     with tempfile.TemporaryDirectory(prefix="magicktune-check-") as directory:
         copy = Path(directory) / "policy.xml"
         shutil.copyfile(path, copy)
-        env = {**base, "MAGICK_CONFIGURE_PATH": os.pathsep.join(filter(None, [directory,
-                                                                              base.get("MAGICK_CONFIGURE_PATH")]))}
+        search = os.pathsep.join(filter(None, [directory, base.get("MAGICK_CONFIGURE_PATH")]))
+        yield {**base, "MAGICK_CONFIGURE_PATH": search}, copy
+
+
+def _listed_by_imagemagick(path: Path, imagemagick: magick.ImageMagick | None) -> list[PolicyRule]:
+    """The entries ImageMagick loads from `path`, as `-list policy` shows them; [] when it cannot tell."""
+    try:
+        im = imagemagick or magick.find()
+        with _loaded_first(path, _without_limit_variables()) as (env, copy):
+            listed = im.policy_rules(env=env)
+    except (magick.ImageMagickNotFound, magick.ImageMagickError, OSError):
+        return []
+    return [_relabelled(_from_listing(rule), copy, path) for rule in listed if rule.path == str(copy)]
+
+
+def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool) -> list[Finding]:
+    """Load the file first on MAGICK_CONFIGURE_PATH and compare what ImageMagick reads with the system alone."""
+    findings: list[Finding] = []
+    base = _without_limit_variables()
+    with _loaded_first(path, base) as (env, copy):
         try:
             in_force = im.resources(env=env)
             loaded_listing = im.policy_rules(env=env)

@@ -146,6 +146,15 @@ def test_policy_check_flags_a_trap_and_exits_1(tmp_path):
     assert any(f["level"] == "error" and "read by ImageMagick as 2 B" in f["message"] for f in report["findings"])
 
 
+def test_policy_check_reads_the_system_policy_as_imagemagick_does():
+    system = "/etc/ImageMagick-6/policy.xml"
+    if not os.path.exists(system):
+        pytest.skip("no Debian IM6 policy here")
+    result = run("policy", "check", system)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 error(s)" in result.stdout
+
+
 def test_policy_show_names_sources():
     result = run("policy", "show")
     assert result.returncode == 0 and "Resources:" in result.stdout

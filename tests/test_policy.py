@@ -133,7 +133,8 @@ def test_patterns_match_case_sensitively_as_imagemagick_does(im, env, tmp_path):
     """IM6 lets `convert rose: x.gif` through a rule for "gif"; only "GIF" blocks it."""
     for pattern, blocked in (("gif", False), ("GIF", True)):
         directory = tmp_path / pattern
-        policy.write(directory / "policy.xml", f'<policymap><policy domain="coder" rights="none" pattern="{pattern}"/></policymap>')
+        rule = f'<policy domain="coder" rights="none" pattern="{pattern}"/>'
+        policy.write(directory / "policy.xml", f"<policymap>{rule}</policymap>")
         result = im.run(["rose:", str(tmp_path / "x.gif")], env=override_env(env, directory), check=False)
         assert ("security policy" in result.stderr) == blocked
         rules = policy.read(directory / "policy.xml")
@@ -205,6 +206,27 @@ def test_check_says_a_negative_value_drops_the_cap(im, env, tmp_path):
     errors = [f.message for f in policy.check(path, im) if f.level == "error"]
     assert any("memory: '-1' is negative" in m and "no cap at all" in m for m in errors)
     assert any("throttle: '-1' is negative" in m and "every command stalls" in m for m in errors)
+
+
+LENIENT = """<policymap>
+  <policy domain="resource" name="memory" value="256MiB"/>
+  <!-- <policy domain="cache" name="shared-secret" value="passphrase" stealth="true"/>
+  <!-- <policy domain="system" name="shred" value="2"/> -->
+  <policy domain="coder" rights="none" pattern="XPS" />
+</policymap>
+"""
+
+
+def test_check_reads_a_file_xml_refuses_as_imagemagick_does(im, tmp_path):
+    """Debian's policy.xml has an unclosed <!--, which ImageMagick's lenient reader loads anyway."""
+    path = tmp_path / "policy.xml"
+    path.write_text(LENIENT)
+    with pytest.raises(policy.PolicySyntaxError):
+        policy.read(path)
+    findings = policy.check(path, im)
+    assert not [f for f in findings if f.level == "error"], findings
+    assert "not well-formed" in findings[0].message and "ImageMagick lists for it" in findings[0].message
+    assert any(f.message.startswith("memory: value '256MiB', ImageMagick runs with 256 MiB") for f in findings)
 
 
 def test_reading_refuses_a_billion_laughs(im, tmp_path):
