@@ -20,6 +20,10 @@ from . import __version__, magick, policy, profile, units
 from .limits import CONFIGURE_PATH, Route
 
 
+#: The resources `policy generate` takes as options (--memory, --list-length, ...).
+GENERATE_RESOURCES = ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time")
+
+
 class UsageError(ValueError):
     """Bad command-line input, reported as one line."""
 
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a complete policy.xml to install in place of the system's (keeps its rules)")
     generate.add_argument("--no-system-rules", action="store_true",
                           help="with --standalone: leave the system's security rules out (check will say so)")
-    for name in ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time"):
+    for name in GENERATE_RESOURCES:
         generate.add_argument(f"--{name}", metavar="SIZE", help=f"override the preset's {name}")
     generate.add_argument("--temporary-path", metavar="DIR", help="where ImageMagick spills its cache")
     generate.add_argument("-o", "--output", metavar="PATH", help="write here (a file or a directory) instead "
@@ -175,9 +179,9 @@ def run_policy_generate(args: argparse.Namespace) -> int:
         return 0
     if args.no_system_rules and not args.standalone:
         raise UsageError("--no-system-rules only applies to --standalone: an override never touches system rules")
-    overrides = {name: getattr(args, name.replace("-", "_"))
-                 for name in ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time")}
-    preset = policy.configured_preset(args.preset, resources=overrides, temporary_path=args.temporary_path)
+    temp = None if args.temporary_path is None else profile.checked_temporary_path(args.temporary_path,
+                                                                                   "--temporary-path")
+    preset = policy.configured_preset(args.preset, resources=_resource_options(args), temporary_path=temp)
     text = policy.generate(preset, standalone=args.standalone, keep_system_rules=not args.no_system_rules,
                            imagemagick=_imagemagick(args))
     if not args.output:
@@ -189,6 +193,21 @@ def run_policy_generate(args: argparse.Namespace) -> int:
         print(f"use it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
               '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
     return 0
+
+
+def _resource_options(args: argparse.Namespace) -> dict[str, str]:
+    """The --memory, --disk, ... options given, each read here so that an error names its option."""
+    given: dict[str, str] = {}
+    for name in GENERATE_RESOURCES:
+        value = getattr(args, name.replace("-", "_"))
+        if value is None:
+            continue
+        try:
+            units.parse_limit(name, value, whole=1)  # any whole: a percentage is resolved later, on the right one
+        except ValueError as error:
+            raise UsageError(f"--{name}: {error}") from None
+        given[name] = value
+    return given
 
 
 def run_policy_show(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from . import magick, policy, units
+from . import magick, policy, profile, units
 
 CONFIGURE_PATH = "MAGICK_CONFIGURE_PATH"
 TEMPORARY_PATH = "MAGICK_TEMPORARY_PATH"
@@ -94,8 +94,9 @@ def parse_request(memory=None, map=None, disk=None, area=None, width=None, heigh
     """Read keyword limits into {resource: value}; "50%" of RAM for memory and map, of free temp disk for disk."""
     requested = {"memory": memory, "map": map, "disk": disk, "area": area, "width": width, "height": height,
                  "list-length": list_length, "thread": thread, "time": time, "file": file, "throttle": throttle}
+    temp = tempfile.gettempdir() if temporary_path is None else profile.checked_temporary_path(temporary_path)
     ram = psutil.virtual_memory().total
-    wholes = {"memory": ram, "map": ram, "disk": _free_space(temporary_path or tempfile.gettempdir())}
+    wholes = {"memory": ram, "map": ram, "disk": _free_space(temp)}
     parsed = {}
     for name, value in requested.items():
         if value is None:
@@ -117,9 +118,9 @@ def apply(memory=None, map=None, disk=None, area=None, width=None, height=None, 
     afterwards and warns about any limit that is not in force.
     """
     environ = os.environ if environ is None else environ
+    temp = None if temporary_path is None else profile.checked_temporary_path(temporary_path)
     requested = parse_request(memory, map, disk, area, width, height, list_length, thread, time, file,
-                              throttle, temporary_path=temporary_path)
-    temp = None if temporary_path is None else _checked_temporary_path(temporary_path)
+                              throttle, temporary_path=temp)
     im = imagemagick or magick.find()
     route = Route.of(requested, temp, im.policy_rules(env=environ))
     _warn_beyond_machine(requested, temp)
@@ -174,15 +175,6 @@ def _restore_environment(environ: MutableMapping[str, str], saved: dict[str, str
             environ.pop(name, None)
         else:
             environ[name] = value
-
-
-def _checked_temporary_path(path: str | os.PathLike) -> str:
-    directory = Path(path).expanduser().resolve()
-    if not directory.is_dir():
-        raise ValueError(f"temporary_path {str(path)!r} is not a directory: create it or choose another")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"temporary_path {str(path)!r} is not writable: choose a directory you can write to")
-    return str(directory)
 
 
 def _free_space(directory: str | os.PathLike) -> int | None:

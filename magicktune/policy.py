@@ -26,7 +26,7 @@ import platformdirs
 import psutil
 import yaml
 
-from . import magick, units
+from . import magick, profile, units
 from .magick import PolicyRule
 
 _FORBIDDEN_IN_VALUES = set('"<>&\'')
@@ -231,7 +231,8 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
     sizes, temp = _resource_texts(data.get("resources") or {}, source, "resources")
     temp = str(temporary_path) if temporary_path is not None else temp
     rules = _preset_rules(data.get("rules") or [], source)
-    return Preset(name, description.strip(), _parsed(sizes, source, temp), rules, temp, sizes, source)
+    return Preset(name, description.strip(), _parsed(sizes, dict.fromkeys(sizes, source), temp), rules, temp, sizes,
+                  source)
 
 
 def override_dir() -> Path:
@@ -272,7 +273,7 @@ def user_defaults(path: str | os.PathLike | None = None) -> dict:
     if sizes:
         defaults["resources"] = sizes
     if temp is not None:
-        defaults[TEMPORARY_PATH] = os.path.expanduser(temp)
+        defaults[TEMPORARY_PATH] = profile.checked_temporary_path(temp, f"{config}: {TEMPORARY_PATH}")
     return defaults
 
 
@@ -286,18 +287,23 @@ def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults
     defaults = user_defaults() if defaults is None else defaults
     chosen = name_or_path or defaults.get("preset") or "animation"
     temp = temporary_path if temporary_path is not None else defaults.get(TEMPORARY_PATH)
+    if temp is not None:
+        temp = profile.checked_temporary_path(temp)
     try:
         preset = load_preset(chosen, temporary_path=temp)
     except ValueError as error:
-        if name_or_path:
+        if name_or_path or not defaults.get("preset"):
             raise
         raise ValueError(f"{user_config_path()}: preset: {error}") from None
-    sizes = {**preset.sizes, **(defaults.get("resources") or {}),
-             **{name: value for name, value in (resources or {}).items() if value is not None}}
+    overrides = {name: value for name, value in (resources or {}).items() if value is not None}
+    sizes = {**preset.sizes, **(defaults.get("resources") or {}), **overrides}
+    sources = {**dict.fromkeys(preset.sizes, preset.source),
+               **dict.fromkeys(defaults.get("resources") or {}, str(user_config_path())),
+               **dict.fromkeys(overrides, "resource overrides")}
     extra, extra_temp = _resource_texts(sizes, "resource overrides", "resources")
     preset.temporary_path = str(temp) if temp is not None else (extra_temp or preset.temporary_path)
     preset.sizes = extra
-    preset.resources = _parsed(extra, preset.source, preset.temporary_path)
+    preset.resources = _parsed(extra, sources, preset.temporary_path)
     return preset
 
 
@@ -485,7 +491,9 @@ def _parse_one(name: str, size: str, source: str, whole: int | None) -> int | No
         raise ValueError(f"{source}: resources.{name}: {error}") from None
 
 
-def _parsed(sizes: Mapping[str, str], source: str, temporary_path: str | None) -> dict[str, int | None]:
+def _parsed(sizes: Mapping[str, str], sources: Mapping[str, str],
+            temporary_path: str | None) -> dict[str, int | None]:
+    """Each size read for its resource; an error names the file (or other source) the size came from."""
     ram = psutil.virtual_memory().total
     wholes = {"memory": ram, "map": ram}
     if "disk" in sizes:
@@ -493,7 +501,7 @@ def _parsed(sizes: Mapping[str, str], source: str, temporary_path: str | None) -
             wholes["disk"] = shutil.disk_usage(temporary_path or tempfile.gettempdir()).free
         except OSError:
             pass
-    return {name: _parse_one(name, size, source, wholes.get(name)) for name, size in sizes.items()}
+    return {name: _parse_one(name, size, sources[name], wholes.get(name)) for name, size in sizes.items()}
 
 
 def _preset_rules(entries, source: str) -> list[PolicyRule]:

@@ -102,10 +102,21 @@ class Machine:
         return cls(memory.total, memory.available, os.cpu_count() or 1, directory, free)
 
 
+def checked_temporary_path(path: str | os.PathLike, what: str = "temporary_path") -> str:
+    """`path` with ~ expanded, made absolute, and checked to be a directory we can write; `what` names it in errors."""
+    directory = Path(path).expanduser().resolve()
+    if not directory.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is not a directory: create it or choose another")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {str(path)!r} is not writable: choose a directory you can write to")
+    return str(directory)
+
+
 def choose_temp_dir(preferred: str | os.PathLike | None = None, needed: int = 0) -> tuple[str, int]:
     """The preferred dir if given; else the first usual temp dir with `needed` bytes free, else the roomiest."""
     if preferred is not None:
-        return str(preferred), shutil.disk_usage(preferred).free
+        directory = checked_temporary_path(preferred)
+        return directory, shutil.disk_usage(directory).free
     candidates = [os.environ.get("MAGICK_TEMPORARY_PATH"), os.environ.get("MAGICK_TMPDIR"),
                   tempfile.gettempdir(), "/var/tmp"]
     usable = []

@@ -166,6 +166,21 @@ def test_policy_show_names_sources():
         (r.domain, r.pattern, r.path) for r in system_rules]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--memory", "10 parsecs"], "--memory: size '10 parsecs' not understood"),
+    (["--temporary-path", "/nonexistent"], "--temporary-path '/nonexistent' is not a directory"),
+    (["batch", "--temporary-path", "/nonexistent"], "--temporary-path '/nonexistent' is not a directory"),
+])
+def test_policy_generate_errors_name_the_option(tmp_path, args, message):
+    result = run("policy", "generate", *args, "-o", str(tmp_path / "out"),
+                 env={"MAGICKTUNE_CONFIG": str(tmp_path / "absent.yaml")})
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "config.yaml" not in result.stderr and ".yaml" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_no_system_rules_without_standalone_is_refused():
     result = run("policy", "generate", "--no-system-rules")
     assert result.returncode == 1 and "only applies to --standalone" in result.stderr

@@ -143,6 +143,18 @@ def test_unlimited_throttle_is_refused_as_a_stall(clean_environment):
     assert magick_variables() == {}
 
 
+def test_disk_percent_is_of_the_free_space_in_the_expanded_temporary_path(clean_environment, monkeypatch, tmp_path):
+    import shutil
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    applied = limits.apply(disk="50%", temporary_path="~", verify=False)
+    limits.restore(applied)
+    assert applied.temporary_path == str(tmp_path.resolve())
+    assert applied.requested["disk"] == pytest.approx(shutil.disk_usage(tmp_path).free / 2, rel=0.01)
+    with pytest.raises(ValueError, match="temporary_path '/nonexistent/magicktune' is not a directory"):
+        limits.apply(disk="50%", temporary_path="/nonexistent/magicktune")
+
+
 def test_temporary_path_reaches_imagemagick(tmp_path, im, clean_environment):
     with limits.limits(temporary_path=tmp_path) as applied:
         assert os.environ["MAGICK_TEMPORARY_PATH"] == str(tmp_path.resolve())

@@ -331,6 +331,19 @@ def test_show_names_the_environment_when_a_variable_lowers_a_limit(im, env):
     assert thread.value == 1 and "MAGICK_THREAD_LIMIT" in thread.source
 
 
+def test_errors_name_where_the_bad_value_came_from(tmp_path, monkeypatch):
+    config = tmp_path / "config.yaml"
+    monkeypatch.setenv(policy.CONFIG_ENV, str(tmp_path / "absent.yaml"))
+    with pytest.raises(ValueError, match="^resource overrides: resources.memory: size '10 parsecs'"):
+        policy.configured_preset(resources={"memory": "10 parsecs"})
+    with pytest.raises(ValueError, match="^temporary_path '/nonexistent' is not a directory"):
+        policy.configured_preset(temporary_path="/nonexistent")
+    config.write_text("temporary-path: /nonexistent\n")
+    monkeypatch.setenv(policy.CONFIG_ENV, str(config))
+    with pytest.raises(ValueError, match=f"^{config}: temporary-path '/nonexistent' is not a directory"):
+        policy.configured_preset()
+
+
 def test_an_unknown_preset_in_the_user_config_names_the_config(tmp_path, monkeypatch):
     config = tmp_path / "config.yaml"
     config.write_text("preset: gifs\n")
