@@ -246,7 +246,10 @@ def run_apply(args: argparse.Namespace) -> int:
     optimize = {"yes": True, "no": False}.get(args.optimize_layers)
     if optimize is None:
         optimize = profile.matplotlib_optimizes_layers()
-    temp_dir = args.temp_dir or policy.user_defaults().get("temporary-path")
+    if args.temp_dir:
+        temp_dir = profile.checked_temporary_path(args.temp_dir, "--temp-dir")
+    else:
+        temp_dir = policy.user_defaults().get(policy.TEMPORARY_PATH)
     plan = profile.plan(job, im, temporary_path=temp_dir, optimize_layers=optimize)
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))

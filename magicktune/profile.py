@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +50,11 @@ class Job:
     def from_stream(cls, path: str | os.PathLike, width: int, height: int, channels: int = 4,
                     fps: float | None = None) -> Job:
         """A job for a raw stream already on disk: the frame count comes from its size."""
-        size = Path(path).stat().st_size
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path} is not a regular file: give the raw stream's own file, whose size gives the "
+                             f"frame count")
+        size = info.st_size
         frame = width * height * channels
         frames, extra = divmod(size, frame)
         if extra or not frames:

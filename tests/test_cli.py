@@ -86,6 +86,11 @@ def test_profile_names_the_files_that_set_each_limit():
         (["apply", "--frames", "3", "--size", "43x"], "size '43x' not understood: use WIDTHxHEIGHT"),
         (["apply", "--frames", "3", "--size", "4x4", "--fps", "0"], "fps must be above 0"),
         (["apply", "--stream", "/nonexistent.rgba", "--size", "4x4"], "No such file"),
+        (["apply", "--stream", "/tmp", "--size", "4x4"], "/tmp is not a regular file"),
+        (["apply", "--frames", "3", "--size", "4x4", "--temp-dir", "/etc/passwd"],
+         "--temp-dir '/etc/passwd' is not a directory"),
+        (["apply", "--frames", "3", "--size", "4x4", "--temp-dir", "/nonexistent"],
+         "--temp-dir '/nonexistent' is not a directory"),
         (["--imagemagick", "/bin/false", "profile"], "apt-get install imagemagick"),
         (["encode", "--size", "4x4", "--fps", "10", "/nonexistent.rgba", "/tmp/x.gif"], "No such file"),
     ],
@@ -184,6 +189,15 @@ def test_policy_generate_errors_name_the_option(tmp_path, args, message):
 def test_no_system_rules_without_standalone_is_refused():
     result = run("policy", "generate", "--no-system-rules")
     assert result.returncode == 1 and "only applies to --standalone" in result.stderr
+
+
+@pytest.mark.parametrize("given", [".", "~"])
+def test_apply_makes_the_temp_dir_absolute(tmp_path, given):
+    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "apply", "--frames", "10", "--size", "8x8",
+                             "--temp-dir", given, "--format", "shell", "--output", str(tmp_path / "out")],
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert f"export MAGICK_TEMPORARY_PATH={tmp_path.resolve()}\n" in result.stdout
 
 
 def test_apply_takes_the_temp_dir_from_the_user_config(tmp_path):
