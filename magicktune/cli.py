@@ -260,7 +260,7 @@ def run_apply(args: argparse.Namespace) -> int:
     else:
         text = policy.render(plan.limits, temporary_path=plan.temporary_path,
                              comment=f"magicktune plan for {_job_words(job)}: resource limits only")
-        written = policy.write(_policy_file(args.output or _default_policy_dir(job)), text,
+        written = policy.write(_policy_file(args.output or _default_policy_dir(text)), text,
                                private=args.output is None)
         print(f"wrote {written}\nuse it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
               '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
@@ -279,9 +279,10 @@ def _policy_file(path: str | os.PathLike) -> Path:
     return path if path.suffix == ".xml" else path / "policy.xml"
 
 
-def _default_policy_dir(job: profile.Job) -> Path:
-    """A stable private dir per job shape, so `eval` in a shell keeps working after magicktune exits."""
-    key = hashlib.sha256(f"{job.width}x{job.height}x{job.frames}x{os.getuid()}".encode()).hexdigest()[:12]
+def _default_policy_dir(text: str) -> Path:
+    """A private dir in the user cache named by the policy's content: it outlives the command (for `eval`), and
+    two plans share it only when they write the same policy."""
+    key = hashlib.sha256(text.encode()).hexdigest()[:12]
     return Path(platformdirs.user_cache_dir("magicktune")) / "policy" / key
 
 
@@ -329,8 +330,8 @@ def shell_exports(plan: profile.Plan, im: magick.ImageMagick, output: str | None
     lines = [f"# magicktune: {_job_words(plan.job)}; {'; '.join(plan.warnings[:1])}"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in route.variables.items()]
     if route.needs_policy:
-        written = policy.write(_policy_file(output or _default_policy_dir(plan.job)), route.policy_text(),
-                               private=output is None)
+        text = route.policy_text()
+        written = policy.write(_policy_file(output or _default_policy_dir(text)), text, private=output is None)
         lines.append(f"export {CONFIGURE_PATH}={shlex.quote(str(written.parent))}"
                      f'"${{{CONFIGURE_PATH}:+:${CONFIGURE_PATH}}}"')
     return "\n".join(lines)

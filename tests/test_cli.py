@@ -1,11 +1,13 @@
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from magicktune import cli, magick
+from magicktune import cli, magick, policy
 
 
 def run(*args, env=None):
@@ -66,6 +68,24 @@ def test_shell_format_is_evaluable(tmp_path):
     limits = magick.parse_list_resource(result.stdout)
     assert limits["list-length"] == 701
     assert limits["memory"] >= 700 * 432 * 720 * magick.find().bytes_per_pixel
+
+
+def test_default_policy_dirs_are_named_by_their_content(tmp_path):
+    """Two plans of the same shape but different limits must not overwrite each other's policy."""
+    written = {}
+    for layers in ("no", "yes"):
+        out = run("apply", "--frames", "700", "--size", "432x720", "--optimize-layers", layers, "--format", "shell",
+                  env={"XDG_CACHE_HOME": str(tmp_path)}).stdout
+        found = re.search(r'^export MAGICK_CONFIGURE_PATH=([^"]+)"', out, re.MULTILINE)
+        if found is None:
+            pytest.skip("no policy caps a planned resource here, so no override is written")
+        memory = re.search(r"^export MAGICK_MEMORY_LIMIT=(\S+)$", out, re.MULTILINE).group(1)
+        written[layers] = (Path(found.group(1)), memory)
+    (no_dir, no_memory), (yes_dir, yes_memory) = written["no"], written["yes"]
+    assert no_dir != yes_dir and no_dir.parent == yes_dir.parent == tmp_path / "magicktune" / "policy"
+    for directory, memory in written.values():
+        value = next(r.value for r in policy.read(directory / "policy.xml") if r.name == "memory")
+        assert value == memory
 
 
 def test_profile_names_the_files_that_set_each_limit():
