@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in GENERATE_RESOURCES:
         generate.add_argument(f"--{name}", metavar="SIZE", help=f"override the preset's {name}")
     generate.add_argument("--temporary-path", metavar="DIR", help="where ImageMagick spills its cache")
-    generate.add_argument("-o", "--output", metavar="PATH", help="write here (a file or a directory) instead "
-                                                                 "of standard output")
+    generate.add_argument("-o", "--output", metavar="PATH", help="write here (a directory, or a path ending in "
+                                                                 "policy.xml) instead of standard output")
     generate.set_defaults(run=run_policy_generate)
     show_policy = actions.add_parser("show", help="the policy in force and where each part comes from")
     show_policy.add_argument("--json", action="store_true", help="print JSON")
@@ -274,9 +274,14 @@ def _job_words(job: profile.Job) -> str:
 
 
 def _policy_file(path: str | os.PathLike) -> Path:
-    """A path ending in .xml is the file; anything else is the directory that gets policy.xml."""
-    path = Path(path)
-    return path if path.suffix == ".xml" else path / "policy.xml"
+    """The absolute policy.xml an --output names: the path itself if it ends in policy.xml, else policy.xml inside it."""
+    path = Path(path).expanduser().absolute()
+    if path.name == "policy.xml" and not path.is_dir():
+        return path
+    if path.suffix.lower() == ".xml" and not path.is_dir():
+        raise UsageError(f"--output {str(path)!r}: ImageMagick loads only files named policy.xml: give a directory, "
+                         f"or a path ending in policy.xml")
+    return path / "policy.xml"
 
 
 def _default_policy_dir(text: str) -> Path:

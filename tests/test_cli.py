@@ -206,6 +206,24 @@ def test_policy_generate_errors_name_the_option(tmp_path, args, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", [["policy", "generate", "-o"],
+                                     ["apply", "--frames", "7", "--size", "8x8", "--format", "policy", "--output"],
+                                     ["apply", "--frames", "7", "--size", "8x8", "--format", "shell", "--output"]])
+def test_an_output_imagemagick_would_never_load_is_refused(tmp_path, command):
+    result = run(*command, str(tmp_path / "limits.xml"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "ImageMagick loads only files named policy.xml" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_configure_path_hint_is_absolute(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "policy", "generate", "-o", "override"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"export MAGICK_CONFIGURE_PATH={tmp_path / 'override'}" in result.stdout
+
+
 def test_no_system_rules_without_standalone_is_refused():
     result = run("policy", "generate", "--no-system-rules")
     assert result.returncode == 1 and "only applies to --standalone" in result.stderr
