@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from . import __version__, magick, policy, profile, units
-from .limits import CONFIGURE_PATH, Route
+from .limits import CONFIGURE_PATH, Route, env_name, prepend_configure_path
 
 
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
@@ -264,7 +264,31 @@ def run_apply(args: argparse.Namespace) -> int:
                                private=args.output is None)
         print(f"wrote {written}\nuse it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
               '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
+        short = _beyond_builtin_defaults(plan, im, written.parent)
+        if short:
+            print(f"magicktune: note: a policy can only lower ImageMagick's built-in limits, so with this one alone "
+                  f"ImageMagick runs with {', '.join(short.values())}: also export "
+                  f"{' '.join(short)}, or use --format shell", file=sys.stderr)
     return 0
+
+
+def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directory: Path) -> dict[str, str]:
+    """The planned limits ImageMagick stays below with only this policy directory, as the variable that raises each
+    and what it gets instead: {"MAGICK_MAP_LIMIT=102644MB": "map 50.6 GB, not 103 GB"}. Threads are left out:
+    ImageMagick clamps them to its OpenMP maximum whatever is asked."""
+    env = policy.without_limit_variables()
+    env[CONFIGURE_PATH] = prepend_configure_path(directory, env.get(CONFIGURE_PATH))
+    in_force = im.resources(env=env)
+    short: dict[str, str] = {}
+    for name, wanted in plan.limits.items():
+        got, kind = in_force.get(name), units.RESOURCE_KINDS[name]
+        if name == "thread" or got is None or wanted is None or got >= wanted:
+            continue
+        if units.same_limit(got, wanted, kind):
+            continue
+        short[f"{env_name(name)}={units.to_magick(wanted, kind)}"] = (f"{name} {units.human(got, kind)}, "
+                                                                       f"not {units.human(wanted, kind)}")
+    return short
 
 
 def _job_words(job: profile.Job) -> str:

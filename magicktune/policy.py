@@ -658,7 +658,7 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
     return []
 
 
-def _without_limit_variables() -> dict[str, str]:
+def without_limit_variables() -> dict[str, str]:
     """This process's environment less the MAGICK_*_LIMIT variables, so that only policy files decide."""
     return {name: value for name, value in os.environ.items() if not re.fullmatch(r"MAGICK_\w+_LIMIT", name)}
 
@@ -677,7 +677,7 @@ def _listed_by_imagemagick(path: Path, imagemagick: magick.ImageMagick | None) -
     """The entries ImageMagick loads from `path`, as `-list policy` shows them; [] when it cannot tell."""
     try:
         im = imagemagick or magick.find()
-        with _loaded_first(path, _without_limit_variables()) as (env, copy):
+        with _loaded_first(path, without_limit_variables()) as (env, copy):
             listed = im.policy_rules(env=env)
     except (magick.ImageMagickNotFound, magick.ImageMagickError, OSError):
         return []
@@ -687,7 +687,7 @@ def _listed_by_imagemagick(path: Path, imagemagick: magick.ImageMagick | None) -
 def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool) -> list[Finding]:
     """Load the file first on MAGICK_CONFIGURE_PATH and compare what ImageMagick reads with the system alone."""
     findings: list[Finding] = []
-    base = _without_limit_variables()
+    base = without_limit_variables()
     with _loaded_first(path, base) as (env, copy):
         try:
             in_force = im.resources(env=env)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from magicktune import cli, magick, policy
+from magicktune import cli, magick, policy, units
 
 
 def run(*args, env=None):
@@ -58,6 +58,26 @@ def test_apply_policy_format_writes_a_policy_imagemagick_loads(tmp_path):
     in_force = magick.find().resources(env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)})
     assert in_force["list-length"] == 701
     assert in_force["memory"] == plan["limits"]["memory"]
+
+
+def test_apply_policy_format_says_when_a_policy_alone_cannot_grant_the_plan(tmp_path):
+    """A policy only lowers ImageMagick's built-in limits (map = 2 x RAM): a bigger plan needs the variable too."""
+    import psutil
+
+    frames = 3 * psutil.virtual_memory().total // (432 * 720 * 10)
+    result = run("apply", "--frames", str(frames), "--size", "432x720", "--optimize-layers", "no",
+                 "--format", "policy", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    note = re.search(r"also export (MAGICK_MAP_LIMIT=(\S+)), or use --format shell$", result.stderr.strip())
+    assert note and "with this one alone ImageMagick runs with map" in result.stderr
+    env = {**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)}
+    env.pop("MAGICK_MAP_LIMIT", None)
+    im = magick.find()
+    planned = next(r.value for r in policy.read(tmp_path / "policy.xml") if r.name == "map")
+    assert im.resources(env=env)["map"] < units.parse(planned)
+    assert im.resources(env={**env, "MAGICK_MAP_LIMIT": note.group(2)})["map"] == units.parse(planned)
+    small = run("apply", "--frames", "70", "--size", "432x720", "--format", "policy", "--output", str(tmp_path))
+    assert small.returncode == 0 and small.stderr == ""
 
 
 def test_shell_format_is_evaluable(tmp_path):
