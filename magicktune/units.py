@@ -38,7 +38,7 @@ _PREFIXES = "kmgtpe"
 _UNIT_LETTER = {"bytes": "b", "pixels": "p", "count": "", "seconds": ""}
 _SECONDS = {"": 1, "s": 1, "m": 60, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60,
             "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
-_NUMBER = r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*"
+_NUMBER = r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"  # "1e3" as ImageMagick's strtod reads it
 _TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)")
 _SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)")
 _NOUNS = {"bytes": "size", "pixels": "pixel size", "count": "count", "seconds": "time"}
