@@ -118,6 +118,7 @@ def test_a_warning_raised_as_an_error_undoes_everything(clean_environment, monke
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "Wand has started ImageMagick")
         with pytest.raises(limits.LimitsWarning, match="thread limit 4096 did not take effect"):
             with limits.limits(thread=4096, memory="1GiB"):
                 pass
@@ -180,6 +181,7 @@ def test_a_frame_size_imagemagick_prints_rounded_does_not_warn(im, clean_environ
     """IM6 prints width 1366 as 1.37KP: the plan's exact frame sizes must not read as 'did not take effect'."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", limits.LimitsWarning)
+        warnings.filterwarnings("ignore", "Wand has started ImageMagick")
         with limits.limits(width=1366, height=769, area=1366 * 769):
             assert units.same_limit(im.resources()["width"], 1366, "pixels")
 
