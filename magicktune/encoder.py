@@ -143,9 +143,18 @@ def _binarize_alpha(src: np.ndarray) -> np.ndarray:
     return out
 
 
+#: An RGBA pixel read as one little-endian 32-bit number is opaque when it is at least this (alpha is the top byte).
+OPAQUE = 0xFF000000
+
+
+def _colours(rgba: np.ndarray) -> np.ndarray:
+    """An (h, w, 4) uint8 frame as (h, w) 32-bit RGBA numbers, a view: one comparison a pixel instead of four."""
+    return rgba.view("<u4")[..., 0]
+
+
 def _static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
     """Share of the crop's colour edges that lie between unchanged pixels: what diff transparency would save."""
-    colour = crop.view(np.uint32)[..., 0]
+    colour = _colours(crop)
     edges = colour[:, 1:] != colour[:, :-1]
     static = edges & ~changed[:, 1:] & ~changed[:, :-1]
     return float(static.sum()) / max(1, int(edges.sum()))
@@ -163,6 +172,7 @@ class _Pending:
     transparent: bool
     delay: int
     last_index: int
+    changed: np.ndarray | None = None  # pixels that differ from the frame before, which is the one submitted before
 
 
 @dataclass
@@ -320,14 +330,18 @@ class GifEncoder:
         try:
             src = self._as_rgba(frame)
             delay = next(self._delays)
-            transparent = bool((src[..., 3] != 255).any())
+            colours = _colours(src)
+            transparent = bool((colours < OPAQUE).any())
             index = self._frames_in
             self._frames_in += 1
             pending = self._pending
+            changed = None
+            if pending is not None and self.optimize and pending.delay >= MIN_DELAY_CS:
+                changed = colours != _colours(pending.src)
             if (
                 pending is not None
                 and pending.delay + delay <= MAX_DELAY_CS
-                and (pending.delay < MIN_DELAY_CS or (self.optimize and np.array_equal(pending.src, src)))
+                and (pending.delay < MIN_DELAY_CS or (changed is not None and not changed.any()))
             ):
                 # An identical frame, or one arriving before the pending frame has had the 2 cs a GIF can
                 # show (above 50 fps): it adds its time to the pending frame and is not written.
@@ -336,7 +350,7 @@ class GifEncoder:
                 return
             if pending is not None:
                 self._submit(pending, next_transparent=transparent)
-            self._pending = _Pending(src, transparent, delay, index)
+            self._pending = _Pending(src, transparent, delay, index, changed)
             while self._inflight and self._inflight[0].future.done():
                 self._write_head()
         except BaseException:
@@ -429,7 +443,7 @@ class GifEncoder:
             origin, pixels = (0, 0), frame.src[..., :3]
         else:
             assert prev is not None
-            changed = frame.src.view(np.uint32)[..., 0] != prev.src.view(np.uint32)[..., 0]
+            changed = frame.changed if frame.changed is not None else _colours(frame.src) != _colours(prev.src)
             x0, y0, x1, y1 = _bbox(changed) if changed.any() else (0, 0, 1, 1)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
             if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
