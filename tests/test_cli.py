@@ -307,6 +307,17 @@ def test_encode_a_truncated_stream_leaves_nothing(tmp_path):
     assert not output.exists() and list(tmp_path.iterdir()) == [source]
 
 
+@pytest.mark.parametrize(("option", "message"), [(["--loop", "-1"], "loop must be"), (["--fps", "inf"], "fps must be"),
+                                               (["--colors", "1"], "colors must be")])
+def test_encode_refuses_bad_options_in_one_line(tmp_path, option, message):
+    source = tmp_path / "frames.rgba"
+    source.write_bytes(bytes(8 * 8 * 4 * 2))
+    result = run("encode", "--size", "8x8", "--fps", "10", *option, str(source), str(tmp_path / "out.gif"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"magicktune: error: {message}") and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == [source]
+
+
 def test_encode_to_stdout_keeps_the_gif_clean(tmp_path):
     frame = bytes([0, 255, 0, 255]) * (8 * 8)
     source = tmp_path / "frames.rgba"
