@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where a spilled pixel cache may go (default: your config's temporary-path, else the "
                            "usual temp dir with room)")
     plan.add_argument("--optimize-layers", choices=("auto", "yes", "no"), default="auto",
-                      help="the command adds -layers OptimizePlus, which holds a second copy of the frames "
+                      help="the command adds -layers OptimizePlus, which holds a second, cropped copy of the frames "
                            "(auto: as this matplotlib's ImageMagickWriter does)")
     plan.add_argument("--format", choices=("text", "json", "shell", "policy"), default="text",
                       help="text report, JSON, `export` lines for eval, or a policy dir (see --output)")
@@ -324,7 +324,7 @@ def report(plan: profile.Plan) -> str:
         f"imagemagick  {plan.imagemagick}, {cache.bytes_per_pixel} bytes a pixel in cache",
     ]
     if cache.read_bytes is not None:
-        layers = (f", {human(cache.peak_bytes)} at the peak of -layers OptimizePlus" if cache.optimize_layers
+        layers = (f", up to {human(cache.peak_bytes)} with -layers OptimizePlus" if cache.optimize_layers
                   else "")
         lines.append(f"pixel cache  {human(cache.read_bytes)} while reading, {human(cache.gif_bytes)} while "
                      f"writing GIF{layers}; list length at least {job.frames + 1}")

@@ -99,4 +99,5 @@ def test_optimize_layers_holds_both_frame_lists():
     assert plan.cache.gif_bytes == 9_331_200_000
     assert plan.cache.peak_bytes == 7_464_960_000 + 9_331_200_000
     assert plan.limits["memory"] >= plan.cache.peak_bytes
-    assert "with the copy -layers OptimizePlus makes" in plan.warnings[0]
+    assert "needs up to 16.8 GB" in plan.warnings[0]
+    assert "with the copy -layers OptimizePlus makes when every pixel changes" in plan.warnings[0]
