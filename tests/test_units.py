@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -113,10 +114,9 @@ def test_from_magick_reads_list_resource(printed, kind, expected):
 def test_imagemagick_prints_unlimited_as_something_read_back_as_unlimited():
     """IM6 prints file, throttle and time through a signed cast: 2**63 came back as a negative number."""
     unlimited = units.to_magick(None, "count")
-    env = {"PATH": "/usr/bin:/bin", **{f"MAGICK_{name}_LIMIT": unlimited for name in ("TIME", "FILE", "LIST_LENGTH")}}
-    printed = subprocess.run(["identify", "-list", "resource"], env=env, capture_output=True, text=True,
-                             check=True).stdout
-    limits = magick.parse_list_resource(printed)
+    env = {**{name: value for name, value in os.environ.items() if not name.startswith("MAGICK_")},
+           **{f"MAGICK_{name}_LIMIT": unlimited for name in ("TIME", "FILE", "LIST_LENGTH")}}
+    limits = magick.find().resources(env=env)
     assert (limits["time"], limits["file"], limits["list-length"]) == (None, None, None)
 
 
