@@ -3,6 +3,7 @@
 import io
 import os
 import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -419,3 +420,29 @@ def test_global_palette_then_a_transparent_frame_decodes_transparent(tmp_path):
     for got, want in zip(frames, source):
         assert np.array_equal(got[..., 3] == 0, want[..., 3] == 0)
     assert (tmp_path / "out.gif").read_bytes()[10] & 0x80, "still one global table"
+
+
+PEAK_RSS_OF_ENCODE = """
+import resource, sys
+import numpy as np
+from magicktune.encoder import GifEncoder
+count = int(sys.argv[1])
+rng = np.random.default_rng(0)
+frames = [rng.integers(0, 256, (48, 64, 4), dtype=np.uint8) for _ in range(16)]
+for frame in frames:
+    frame[..., 3] = 255
+with GifEncoder(sys.argv[2], (64, 48), 30) as encoder:
+    for k in range(count):
+        encoder.add_frame(frames[k % 16])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_peak_rss_including_imagemagick_does_not_grow_with_frame_count(tmp_path):
+    """tracemalloc sees Python's allocations only; the process's peak RSS also counts libMagickWand's."""
+    def peak_kb(count):
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS_OF_ENCODE, str(count), str(tmp_path / f"{count}.gif")],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out)
+
+    assert peak_kb(3000) - peak_kb(300) < 8 * 1024
