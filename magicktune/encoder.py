@@ -172,7 +172,7 @@ class _Pending:
     transparent: bool
     delay: int
     last_index: int
-    changed: np.ndarray | None = None  # pixels that differ from the frame before, which is the one submitted before
+    changed: np.ndarray | None = None  # pixels that differ from the frame submitted before it (None: the first)
 
 
 @dataclass
@@ -224,7 +224,7 @@ def writable_target(path: PathLike) -> str:
 
 
 def partial_path(path: PathLike) -> str:
-    """A hidden, unique name beside `path` for the file being written; it keeps the suffix, which tools read the format from."""
+    """A hidden, unique name beside `path` for the file being written; it keeps the suffix tools read the format from."""
     directory, name = os.path.split(os.path.abspath(os.fspath(path)))
     stem, suffix = os.path.splitext(name)
     return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.partial{suffix}")
@@ -442,8 +442,8 @@ class GifEncoder:
         elif full:
             origin, pixels = (0, 0), frame.src[..., :3]
         else:
-            assert prev is not None
-            changed = frame.changed if frame.changed is not None else _colours(frame.src) != _colours(prev.src)
+            assert prev is not None and frame.changed is not None  # add_frame compared it with prev
+            changed = frame.changed
             x0, y0, x1, y1 = _bbox(changed) if changed.any() else (0, 0, 1, 1)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
             if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
