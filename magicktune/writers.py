@@ -175,6 +175,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         self.plan = None
         self._applied = None
         self._target: str | None = None
+        self._partial: str | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
         from .limits import apply
@@ -191,7 +192,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
             self._applied = apply(**self.plan.limit_arguments(), verify=False)
         try:
             self._target = writable_target(outfile)
-            super().setup(fig, partial_path(self._target), dpi)
+            self._partial = partial_path(self._target)
+            super().setup(fig, self._partial, dpi)
         except BaseException:
             self._release()
             raise
@@ -207,7 +209,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         """Wait for convert; move its GIF into place, or raise ImageMagickFailed and leave nothing."""
         try:
             super().finish()
-            os.replace(self.outfile, self._target)
+            os.replace(self._partial, self._target)
         except subprocess.CalledProcessError as error:
             raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
         finally:
@@ -228,12 +230,10 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     def _release(self) -> None:
         from .limits import restore
 
-        if self._target is not None:
-            partial = getattr(self, "outfile", None)
-            if partial is not None and partial != self._target:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(partial)
-            self.outfile, self._target = self._target, None
+        if self._partial is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._partial)
+            self.outfile, self._target, self._partial = self._target, None, None
         if self._applied is not None:
             restore(self._applied)
             self._applied = None
