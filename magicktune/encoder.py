@@ -106,6 +106,73 @@ def export_rgba(image: Image) -> np.ndarray:
     return out
 
 
+#: An RGBA pixel read as one little-endian 32-bit number is opaque when it is at least this (alpha is the top byte).
+OPAQUE = 0xFF000000
+#: ... and shown opaque in a GIF when it is at least this (alpha 128 or more).
+SHOWN_OPAQUE = 0x80000000
+
+
+def _colours(rgba: np.ndarray) -> np.ndarray:
+    """An (h, w, 4) uint8 frame as (h, w) 32-bit RGBA numbers, a view: one comparison a pixel instead of four."""
+    return rgba.view("<u4")[..., 0]
+
+
+def _image(pixels: np.ndarray) -> Image:
+    """An ImageMagick image of an (h, w, 4) uint8 frame, its alpha skipped ('P') when every pixel is opaque."""
+    pixels = np.ascontiguousarray(pixels)
+    opaque = bool((_colours(pixels) >= OPAQUE).all())
+    return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
+
+
+def map_colours(
+    pixels: np.ndarray, colors: int, treedepth: int = 0, palette: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """ImageMagick's undithered quantization (or remap to `palette`) of an (h, w, 4) uint8 frame, as
+    (colour table of RGBA numbers, transparent ones as 0 and first; (h, w) uint8 indexes into it).
+
+    ImageMagick classifies and maps a run of equal pixels in one step. Sorted by colour, a frame is one run per
+    distinct colour, each as long as its count: the same colour tree and the same nearest colours as for the
+    frame itself, at a fraction of the cost, since antialiased edges break a plot's rows into tens of
+    thousands of runs.
+    """
+    height, width = pixels.shape[:2]
+    keys = _colours(np.ascontiguousarray(pixels)).reshape(-1)
+    order = np.argsort(keys).astype(np.int32)  # half the memory of the int64 order, held to the end
+    runs = keys[order]
+    del keys
+    starts = np.flatnonzero(np.concatenate(([True], runs[1:] != runs[:-1])))
+    image = Image.from_array(runs.view(np.uint8).reshape(height, width, 4),
+                             channel_map="RGBP" if runs[0] >= OPAQUE else "RGBA")
+    del runs  # ImageMagick holds its own copy
+    with image:
+        if palette is None:
+            quantize(image, colors, "none", treedepth)
+        else:
+            with Image.from_array(palette) as affinity:
+                image.remap(affinity, "no")
+        mapped = _colours(export_rgba(image)).reshape(-1)[starts]
+    mapped = np.where(mapped >= SHOWN_OPAQUE, mapped | OPAQUE, 0).astype("<u4")
+    table, lookup = np.unique(mapped, return_inverse=True)
+    indexes = np.empty(order.size, np.uint8)
+    indexes[order] = np.repeat(lookup.astype(np.uint8), np.diff(starts, append=order.size))
+    return table, indexes.reshape(height, width)
+
+
+def lzw(table: np.ndarray, indexes: np.ndarray, transparency: int | None) -> GifFrame:
+    """LZW-compress an index image with ImageMagick's GIF coder.
+
+    It goes in as a colormapped MIFF (ImageMagick's own format), which the GIF coder writes index for index,
+    table entry for table entry, instead of quantizing it again.
+    """
+    height, width = indexes.shape
+    rgb = table.view(np.uint8).reshape(-1, 4)[:, :3]
+    header = (f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
+              f"columns={width} rows={height} depth=8\n\f\n:\x1a").encode("ascii")
+    with Image(blob=header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), format="miff") as image:
+        frame = split_gif(image.make_blob("gif"))
+    return replace(frame, transparency=transparency)
+
+
 def compress(
     pixels: np.ndarray,
     colors: int,
@@ -114,18 +181,43 @@ def compress(
     treedepth: int = 0,
     spare_transparent: bool = False,
 ) -> GifFrame:
-    """Quantize (or remap to `palette`, a 1xN RGBA image) and LZW-compress one frame with ImageMagick's GIF coder.
+    """Quantize (or remap to `palette`, a 1xN RGBA image whose last entry is transparent) one (h, w, 4) uint8
+    frame and LZW-compress it with ImageMagick's GIF coder.
 
-    `spare_transparent` quantizes to at most 255 colours and declares index 255 transparent, so decoders that fix
+    `spare_transparent` quantizes to at most 255 colours and adds a transparent entry, so decoders that fix
     their canvas mode from the first frame (Pillow) keep an alpha channel, and restore-to-background clears to
     transparent rather than to a colour.
     """
-    with Image.from_array(np.ascontiguousarray(pixels)) as image:
+    if dither != "none":
+        return _compress_dithered(pixels, colors, dither, palette, treedepth, spare_transparent)
+    if palette is None:
+        table, indexes = map_colours(pixels, min(colors, 255) if spare_transparent else colors, treedepth)
+        if table[0] == 0:
+            return lzw(table, indexes, 0)
+        if spare_transparent:
+            return lzw(np.append(table, np.uint32(0)), indexes, len(table))
+        return lzw(table, indexes, None)
+    table, indexes = map_colours(pixels, colors, treedepth, palette)
+    entries = _colours(np.ascontiguousarray(palette)).reshape(-1)
+    position = np.argsort(entries)
+    found = position[np.searchsorted(entries, table, sorter=position)]
+    if not np.array_equal(entries[found], table):
+        raise EncodeError("ImageMagick remapped a colour outside the global palette")
+    transparent = spare_transparent or table[0] == 0
+    return lzw(entries, found.astype(np.uint8)[indexes], len(entries) - 1 if transparent else None)
+
+
+def _compress_dithered(
+    pixels: np.ndarray, colors: int, dither: str, palette: np.ndarray | None, treedepth: int, spare_transparent: bool
+) -> GifFrame:
+    """Dithering spreads each pixel's error to its neighbours, so ImageMagick works on the frame as laid out."""
+    method = {"floyd-steinberg": "floyd_steinberg"}.get(dither, dither)
+    with _image(pixels) as image:
         if palette is None:
             quantize(image, min(colors, 255) if spare_transparent else colors, dither, treedepth)
         else:
             with Image.from_array(palette) as affinity:
-                image.remap(affinity, {"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
+                image.remap(affinity, method)
         frame = split_gif(image.make_blob("gif"))
     if spare_transparent and frame.transparency is None:
         if palette is None:
@@ -141,15 +233,6 @@ def _binarize_alpha(src: np.ndarray) -> np.ndarray:
     out[clear] = 0
     out[~clear, 3] = 255
     return out
-
-
-#: An RGBA pixel read as one little-endian 32-bit number is opaque when it is at least this (alpha is the top byte).
-OPAQUE = 0xFF000000
-
-
-def _colours(rgba: np.ndarray) -> np.ndarray:
-    """An (h, w, 4) uint8 frame as (h, w) 32-bit RGBA numbers, a view: one comparison a pixel instead of four."""
-    return rgba.view("<u4")[..., 0]
 
 
 def _static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
@@ -440,14 +523,14 @@ class GifEncoder:
         if frame.transparent:
             origin, pixels = (0, 0), _binarize_alpha(frame.src)
         elif full:
-            origin, pixels = (0, 0), frame.src[..., :3]
+            origin, pixels = (0, 0), frame.src
         else:
             assert prev is not None and frame.changed is not None  # add_frame compared it with prev
             changed = frame.changed
             x0, y0, x1, y1 = _bbox(changed) if changed.any() else (0, 0, 1, 1)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
             if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
-                pixels = crop[..., :3]
+                pixels = crop
             else:
                 pixels = crop.copy()
                 pixels[~changed] = 0
@@ -467,11 +550,8 @@ class GifEncoder:
         global_table = None
         if self.global_palette:
             opaque_colours = min(self.colors, 255)  # and one transparent entry, last
-            with Image.from_array(np.ascontiguousarray(first_pixels)) as image:
-                quantize(image, opaque_colours, "none", self.treedepth)
-                quantized = export_rgba(image)
-            opaque = quantized[quantized[..., 3] == 255]
-            rgb = np.unique(opaque[:, :3], axis=0)[:opaque_colours]
+            table, _ = map_colours(first_pixels, opaque_colours, self.treedepth)
+            rgb = table[table >= OPAQUE].view(np.uint8).reshape(-1, 4)[:, :3]
             if len(rgb):  # a wholly transparent first frame has no colours to share: per-frame palettes then
                 self._palette = np.zeros((1, len(rgb) + 1, 4), np.uint8)
                 self._palette[0, :-1, :3] = rgb

@@ -13,7 +13,8 @@ from PIL import ImageSequence
 
 import magicktune.encoder as encoder_module
 from magicktune.encoder import EncodeError, GifEncoder, encode_stream
-from magicktune.gif import iter_frames
+from magicktune.gif import GifWriter, iter_frames
+from wand.image import Image
 
 W, H = 64, 48
 
@@ -446,3 +447,81 @@ def test_peak_rss_including_imagemagick_does_not_grow_with_frame_count(tmp_path)
         return int(out)
 
     assert peak_kb(3000) - peak_kb(300) < 8 * 1024
+
+
+def soft_dots(width=160, height=120, count=1500, seed=0):
+    """A scatter-like frame: translucent red and blue dots, antialiased, on white (thousands of colours, short runs)."""
+    rng = np.random.default_rng(seed)
+    frame = np.full((height, width, 3), 255.0)
+    y, x = np.mgrid[-3:4, -3:4]
+    for cx, cy, colour in zip(rng.uniform(3, width - 4, count), rng.uniform(3, height - 4, count),
+                              rng.choice([(0, 0, 255), (255, 0, 0)], count)):
+        left, top = int(cx) - 3, int(cy) - 3
+        cover = 0.25 * np.exp(-((x + left - cx) ** 2 + (y + top - cy) ** 2) / 2)[..., None]
+        window = frame[top : top + 7, left : left + 7]
+        window[...] = window * (1 - cover) + np.array(colour) * cover
+    rgba = np.empty((height, width, 4), np.uint8)
+    rgba[..., :3] = np.round(frame)
+    rgba[..., 3] = 255
+    return rgba
+
+
+def laid_out(pixels, operation):
+    """What ImageMagick makes of the frame as laid out (the way the encoder's colours are checked against)."""
+    with Image.from_array(np.ascontiguousarray(pixels[..., :3])) as image:
+        operation(image)
+        return encoder_module.export_rgba(image)
+
+
+def test_colours_mapped_in_sorted_runs_are_imagemagicks_own():
+    frame = soft_dots()
+    assert len(np.unique(frame.reshape(-1, 4), axis=0)) > 500
+    table, indexes = encoder_module.map_colours(frame, 256, 5)
+    ours = table.view(np.uint8).reshape(-1, 4)[indexes]
+    theirs = laid_out(frame, lambda image: encoder_module.quantize(image, 256, "none", 5))
+    # The same colour tree; only rounding in ImageMagick's colour sums, which it adds up in another order, may
+    # move a shade by a level or two.
+    assert (ours != theirs).any(axis=2).mean() < 0.002
+    assert abs(psnr(ours, frame) - psnr(theirs, frame)) < 0.01
+    assert len(table) <= 256 and (ours[..., 3] == 255).all()
+
+
+def test_remap_in_sorted_runs_is_imagemagicks_remap_exactly():
+    frame, later = soft_dots(seed=1), soft_dots(seed=2)
+    table, _ = encoder_module.map_colours(frame, 64, 5)
+    palette = np.zeros((1, len(table) + 1, 4), np.uint8)
+    palette[0, :-1] = table.view(np.uint8).reshape(-1, 4)
+    remapped, indexes = encoder_module.map_colours(later, 64, 5, palette)
+
+    def remap(image):
+        with Image.from_array(palette) as affinity:
+            image.remap(affinity, "no")
+
+    assert np.array_equal(remapped.view(np.uint8).reshape(-1, 4)[indexes], laid_out(later, remap))
+
+
+@pytest.mark.parametrize("entries", [1, 2, 3, 17, 256])
+def test_lzw_keeps_indexes_table_order_and_transparency(entries):
+    rng = np.random.default_rng(entries)
+    table = np.zeros(entries, "<u4")
+    table[1:] = rng.integers(0, 1 << 24, entries - 1) | 0xFF000000
+    if entries > 2:
+        table[2] = 0xFF000000  # opaque black beside the transparent entry 0: same RGB, two entries
+    indexes = rng.integers(0, entries, (30, 41)).astype(np.uint8)
+    frame = encoder_module.lzw(table, indexes, 0)
+    buffer = io.BytesIO()
+    writer = GifWriter(buffer, (41, 30))
+    writer.write_frame(frame, 3)
+    writer.close()
+    decoded = PILImage.open(io.BytesIO(buffer.getvalue()))
+    assert np.array_equal(np.asarray(decoded), indexes)
+    assert decoded.getpalette()[: 3 * entries] == list(table.view(np.uint8).reshape(-1, 4)[:, :3].ravel())
+    assert decoded.info["transparency"] == 0
+    assert len(frame.palette) == 3 * max(2, 1 << (entries - 1).bit_length())
+
+
+def test_spare_transparent_entry_does_not_pad_a_small_table_to_256(tmp_path):
+    encode(tmp_path / "out.gif", scene(2), colors=16)
+    first, _, _ = next(iter_frames((tmp_path / "out.gif").read_bytes()))
+    assert first.transparency is not None
+    assert len(first.palette) <= 3 * 32
