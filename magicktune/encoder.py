@@ -18,7 +18,7 @@ from typing import BinaryIO, Callable, Union
 import numpy as np
 import wand.resource
 from wand.api import libmagick, library
-from wand.image import STORAGE_TYPES, Image
+from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
 from wand.version import MAGICK_VERSION_NUMBER
 
 from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
@@ -124,6 +124,81 @@ def _image(pixels: np.ndarray) -> Image:
     return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
 
 
+#: The same libMagickWand, for calls that take microseconds: through a PyDLL they keep the GIL (see _Wand).
+_quick = ctypes.PyDLL(library._name)
+_quick.NewMagickWand.restype = ctypes.c_void_p
+_quick.DestroyMagickWand.argtypes = [ctypes.c_void_p]
+_quick.DestroyMagickWand.restype = ctypes.c_void_p
+_quick.MagickSetFormat.argtypes = _quick.MagickSetImageFormat.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+_quick.MagickRelinquishMemory.argtypes = [ctypes.c_void_p]
+_quick.MagickRelinquishMemory.restype = ctypes.c_void_p
+_quick.MagickGetException.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+_quick.MagickGetException.restype = ctypes.c_void_p
+_NO_DITHER = 0 if MAGICK_VERSION_NUMBER < 0x700 else DITHER_METHODS.index("no")  # MagickBooleanType in IM6
+
+
+class _Wand:
+    """A bare MagickWand for the per-frame path, one library call per step.
+
+    Each library call lets a thread that is busy in Python (matplotlib drawing the next frame) take the GIL,
+    which the worker then waits up to the switch interval to get back. Wand's Image makes some 30 calls a
+    frame; here only the 5 that do the work release the GIL.
+    """
+
+    def __init__(self) -> None:
+        self.handle = _quick.NewMagickWand()
+
+    def __enter__(self) -> _Wand:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        _quick.DestroyMagickWand(self.handle)
+
+    def _check(self, ok: bool, doing: str) -> None:
+        if not ok:
+            severity = ctypes.c_int()
+            text = _quick.MagickGetException(self.handle, ctypes.byref(severity))
+            message = ctypes.string_at(text).decode("utf-8", "replace") if text else "no reason given"
+            _quick.MagickRelinquishMemory(text)
+            raise EncodeError(f"ImageMagick failed to {doing}: {message}")
+
+    def constitute(self, pixels: np.ndarray, channel_map: str) -> None:
+        """Read an (h, w, 4) C-contiguous uint8 array, its bytes named by `channel_map` ('RGBA', or 'RGBP' to skip alpha)."""
+        height, width = pixels.shape[:2]
+        self._check(library.MagickConstituteImage(self.handle, width, height, channel_map.encode("ascii"),
+                                                  STORAGE_TYPES.index("char"), pixels.ctypes.data),
+                    "import the frame")
+
+    def quantize(self, colors: int, treedepth: int) -> None:
+        self._check(library.MagickQuantizeImage(self.handle, colors, COLORSPACE_TYPES.index("srgb"), treedepth,
+                                                _NO_DITHER, False), "quantize")
+
+    def remap(self, palette: _Wand) -> None:
+        self._check(library.MagickRemapImage(self.handle, palette.handle, DITHER_METHODS.index("no")), "remap")
+
+    def export_rgba(self, height: int, width: int) -> np.ndarray:
+        out = np.empty((height, width, 4), np.uint8)
+        self._check(library.MagickExportImagePixels(self.handle, 0, 0, width, height, b"RGBA",
+                                                    STORAGE_TYPES.index("char"), out.ctypes.data), "export pixels")
+        return out
+
+    def read(self, blob: bytes, format: str) -> None:
+        _quick.MagickSetFormat(self.handle, format.encode("ascii"))
+        self._check(library.MagickReadImageBlob(self.handle, blob, len(blob)), f"read {format}")
+
+    def blob(self, format: str) -> bytes:
+        name = format.encode("ascii")
+        self._check(_quick.MagickSetFormat(self.handle, name) and _quick.MagickSetImageFormat(self.handle, name),
+                    f"select {format}")
+        length = ctypes.c_size_t()
+        data = library.MagickGetImageBlob(self.handle, ctypes.byref(length))
+        self._check(bool(data), f"write {format}")
+        try:
+            return ctypes.string_at(data, length.value)
+        finally:
+            _quick.MagickRelinquishMemory(ctypes.cast(data, ctypes.c_void_p))
+
+
 def map_colours(
     pixels: np.ndarray, colors: int, treedepth: int = 0, palette: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -140,17 +215,17 @@ def map_colours(
     order = np.argsort(keys).astype(np.int32)  # half the memory of the int64 order, held to the end
     runs = keys[order]
     del keys
-    starts = np.flatnonzero(np.concatenate(([True], runs[1:] != runs[:-1])))
-    image = Image.from_array(runs.view(np.uint8).reshape(height, width, 4),
-                             channel_map="RGBP" if runs[0] >= OPAQUE else "RGBA")
-    del runs  # ImageMagick holds its own copy
-    with image:
+    starts = np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
+    with _Wand() as image:
+        image.constitute(runs.view(np.uint8).reshape(height, width, 4), "RGBP" if runs[0] >= OPAQUE else "RGBA")
+        del runs  # ImageMagick holds its own copy
         if palette is None:
-            quantize(image, colors, "none", treedepth)
+            image.quantize(colors, treedepth)
         else:
-            with Image.from_array(palette) as affinity:
-                image.remap(affinity, "no")
-        mapped = _colours(export_rgba(image)).reshape(-1)[starts]
+            with _Wand() as affinity:
+                affinity.constitute(np.ascontiguousarray(palette), "RGBA")
+                image.remap(affinity)
+        mapped = _colours(image.export_rgba(height, width)).reshape(-1)[starts]
     mapped = np.where(mapped >= SHOWN_OPAQUE, mapped | OPAQUE, 0).astype("<u4")
     table, lookup = np.unique(mapped, return_inverse=True)
     indexes = np.empty(order.size, np.uint8)
@@ -168,8 +243,9 @@ def lzw(table: np.ndarray, indexes: np.ndarray, transparency: int | None) -> Gif
     rgb = table.view(np.uint8).reshape(-1, 4)[:, :3]
     header = (f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
               f"columns={width} rows={height} depth=8\n\f\n:\x1a").encode("ascii")
-    with Image(blob=header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), format="miff") as image:
-        frame = split_gif(image.make_blob("gif"))
+    with _Wand() as image:
+        image.read(header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), "MIFF")
+        frame = split_gif(image.blob("GIF"))
     return replace(frame, transparency=transparency)
 
 
@@ -268,18 +344,26 @@ class _InFlight:
     last_index: int
 
 
-class _SharedThreadLimit:
-    """ImageMagick's thread limit is process-wide: the first encoder to start saves it, the last to end restores it."""
+#: GIL switch interval while encoding. A worker gets the GIL back from a thread busy in Python (matplotlib
+#: drawing the next frame) only after this long, some 15 times a frame; at Python's 5 ms the workers fell
+#: behind and ani.save took 4-7% longer, at 1 ms it is back to within 1% of the old per-frame path.
+SWITCH_INTERVAL = 0.001
+
+
+class _ProcessSettings:
+    """Process-wide settings an encoder changes while it runs (ImageMagick's thread limit, the GIL switch
+    interval): the first encoder to start saves them, the last to end restores them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holders = 0
-        self._saved: int | None = None
+        self._saved: tuple[int, float] | None = None
 
     def hold(self, threads: int) -> None:
         with self._lock:
             if self._holders == 0:
-                self._saved = wand.resource.limits["thread"]
+                self._saved = wand.resource.limits["thread"], sys.getswitchinterval()
+                sys.setswitchinterval(min(SWITCH_INTERVAL, self._saved[1]))
             self._holders += 1
             wand.resource.limits["thread"] = threads
 
@@ -287,10 +371,12 @@ class _SharedThreadLimit:
         with self._lock:
             self._holders -= 1
             if self._holders == 0:
-                wand.resource.limits["thread"] = self._saved
+                assert self._saved is not None
+                wand.resource.limits["thread"], interval = self._saved
+                sys.setswitchinterval(interval)
 
 
-_thread_limit = _SharedThreadLimit()
+_process_settings = _ProcessSettings()
 
 
 def writable_target(path: PathLike) -> str:
@@ -379,7 +465,7 @@ class GifEncoder:
         self._tmp: str | None = None
         if not hasattr(path, "write"):
             self._path = writable_target(path)
-        _thread_limit.hold(magick_threads or max(1, cores() // self.workers))
+        _process_settings.hold(magick_threads or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
         if self._path is None:
             self._fp: BinaryIO = path  # type: ignore[assignment]
@@ -493,7 +579,7 @@ class GifEncoder:
     def _shutdown(self) -> None:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-        _thread_limit.release()
+        _process_settings.release()
 
     def _as_rgba(self, frame: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
         width, height = self.size

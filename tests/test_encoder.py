@@ -345,20 +345,22 @@ def test_above_50_fps_frames_are_dropped_and_play_time_kept(tmp_path, fps):
     assert psnr(frames[0], source[0]) > 30
 
 
-def test_two_encoders_closed_in_either_order_restore_the_thread_limit(tmp_path):
+def test_two_encoders_closed_in_either_order_restore_the_process_settings(tmp_path):
     import wand.resource
 
-    before = wand.resource.limits["thread"]
+    before = wand.resource.limits["thread"], sys.getswitchinterval()
     first = GifEncoder(io.BytesIO(), (W, H), 10, magick_threads=1)
     second = GifEncoder(io.BytesIO(), (W, H), 10, magick_threads=1)
+    assert sys.getswitchinterval() == encoder_module.SWITCH_INTERVAL
     for encoder in (first, second):
         encoder.add_frame(scene(1)[0])
     first.close()
+    assert sys.getswitchinterval() == encoder_module.SWITCH_INTERVAL
     second.close()
-    assert wand.resource.limits["thread"] == before
+    assert (wand.resource.limits["thread"], sys.getswitchinterval()) == before
     with pytest.raises(ValueError, match="workers must be at least 1"):
         GifEncoder(io.BytesIO(), (W, H), 10, workers=-1)
-    assert wand.resource.limits["thread"] == before
+    assert (wand.resource.limits["thread"], sys.getswitchinterval()) == before
 
 
 @pytest.mark.parametrize("loop", [-1, 65536, 2.5])
@@ -525,3 +527,8 @@ def test_spare_transparent_entry_does_not_pad_a_small_table_to_256(tmp_path):
     first, _, _ = next(iter_frames((tmp_path / "out.gif").read_bytes()))
     assert first.transparency is not None
     assert len(first.palette) <= 3 * 32
+
+
+def test_imagemagick_errors_name_the_step_and_imagemagicks_reason():
+    with pytest.raises(EncodeError, match=r"ImageMagick failed to read MIFF: .+"):
+        encoder_module.lzw(np.array([0xFF000000, 0xFFFFFFFF], "<u4"), np.zeros((0, 5), np.uint8), None)
