@@ -276,7 +276,7 @@ def compress(
     table, indexes = map_colours(pixels, colors, treedepth, palette)
     entries = _colours(np.ascontiguousarray(palette)).reshape(-1)
     position = np.argsort(entries)
-    found = position[np.searchsorted(entries, table, sorter=position)]
+    found = position[np.searchsorted(entries, table, sorter=position).clip(max=len(entries) - 1)]
     if not np.array_equal(entries[found], table):
         raise EncodeError("ImageMagick remapped a colour outside the global palette")
     transparent = spare_transparent or table[0] == 0

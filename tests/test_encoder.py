@@ -532,3 +532,27 @@ def test_spare_transparent_entry_does_not_pad_a_small_table_to_256(tmp_path):
 def test_imagemagick_errors_name_the_step_and_imagemagicks_reason():
     with pytest.raises(EncodeError, match=r"ImageMagick failed to read MIFF: .+"):
         encoder_module.lzw(np.array([0xFF000000, 0xFFFFFFFF], "<u4"), np.zeros((0, 5), np.uint8), None)
+
+
+DENY_MIFF_ENCODE = """
+import sys
+import numpy as np
+from magicktune.encoder import EncodeError, GifEncoder
+frame = np.full((48, 64, 4), 255, np.uint8)
+try:
+    with GifEncoder(sys.argv[1], (64, 48), 30) as encoder:
+        encoder.add_frame(frame)
+except EncodeError as error:
+    print(error)
+"""
+
+
+def test_a_policy_that_denies_miff_stops_the_encode_with_imagemagicks_reason(tmp_path):
+    """The frames reach ImageMagick's GIF coder as MIFF blobs, so a policy denying that coder must say so."""
+    (tmp_path / "policy.xml").write_text(
+        '<policymap><policy domain="coder" rights="none" pattern="MIFF"/></policymap>\n')
+    result = subprocess.run([sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif")],
+                            capture_output=True, text=True, check=True,
+                            env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)})
+    assert "frame 0 failed" in result.stdout and "security policy `MIFF'" in result.stdout
+    assert leftovers(tmp_path) == ["policy.xml"]
