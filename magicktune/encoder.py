@@ -25,6 +25,8 @@ from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_
                   delay_schedule, split_gif)
 
 DITHERS = ("none", "floyd-steinberg", "riemersma")
+#: Each of DITHERS as Wand names ImageMagick's DitherMethod.
+WAND_DITHERS = {"none": "no", "floyd-steinberg": "floyd_steinberg", "riemersma": "riemersma"}
 # Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
 # measured 0.80-0.98 on line plots (transparency 3-17x smaller), 0.00-0.01 on scatter and imshow (5-15% larger).
 STATIC_DETAIL_FOR_TRANSPARENCY = 0.3
@@ -89,21 +91,11 @@ def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int)
 def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
     """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
     if MAGICK_VERSION_NUMBER >= 0x700:
-        image.quantize(colors, treedepth=treedepth, dither={"none": "no", "floyd-steinberg": "floyd_steinberg"}.get(dither, dither))
+        image.quantize(colors, treedepth=treedepth, dither=WAND_DITHERS[dither])
     elif dither == "floyd-steinberg":
-        _quantize_im6(image, colors, 3, treedepth)
+        _quantize_im6(image, colors, DITHER_METHODS.index(WAND_DITHERS[dither]), treedepth)
     else:
         image.quantize(colors, treedepth=treedepth, dither=dither == "riemersma")
-
-
-def export_rgba(image: Image) -> np.ndarray:
-    """The image's pixels as an (h, w, 4) uint8 array, whatever colorspace ImageMagick settled on."""
-    out = np.empty((image.height, image.width, 4), np.uint8)
-    if not library.MagickExportImagePixels(
-        image.wand, 0, 0, image.width, image.height, b"RGBA", STORAGE_TYPES.index("char"), out.ctypes.data
-    ):
-        image.raise_exception()
-    return out
 
 
 #: An RGBA pixel read as one little-endian 32-bit number is opaque when it is at least this (alpha is the top byte).
@@ -134,7 +126,8 @@ _quick.MagickRelinquishMemory.argtypes = [ctypes.c_void_p]
 _quick.MagickRelinquishMemory.restype = ctypes.c_void_p
 _quick.MagickGetException.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
 _quick.MagickGetException.restype = ctypes.c_void_p
-_NO_DITHER = 0 if MAGICK_VERSION_NUMBER < 0x700 else DITHER_METHODS.index("no")  # MagickBooleanType in IM6
+_NO_DITHER_METHOD = DITHER_METHODS.index(WAND_DITHERS["none"])
+_NO_DITHER = 0 if MAGICK_VERSION_NUMBER < 0x700 else _NO_DITHER_METHOD  # MagickQuantizeImage takes a boolean in IM6
 
 
 class _Wand:
@@ -174,7 +167,7 @@ class _Wand:
                                                 _NO_DITHER, False), "quantize")
 
     def remap(self, palette: _Wand) -> None:
-        self._check(library.MagickRemapImage(self.handle, palette.handle, DITHER_METHODS.index("no")), "remap")
+        self._check(library.MagickRemapImage(self.handle, palette.handle, _NO_DITHER_METHOD), "remap")
 
     def export_rgba(self, height: int, width: int) -> np.ndarray:
         out = np.empty((height, width, 4), np.uint8)
@@ -287,13 +280,12 @@ def _compress_dithered(
     pixels: np.ndarray, colors: int, dither: str, palette: np.ndarray | None, treedepth: int, spare_transparent: bool
 ) -> GifFrame:
     """Dithering spreads each pixel's error to its neighbours, so ImageMagick works on the frame as laid out."""
-    method = {"floyd-steinberg": "floyd_steinberg"}.get(dither, dither)
     with _image(pixels) as image:
         if palette is None:
             quantize(image, min(colors, 255) if spare_transparent else colors, dither, treedepth)
         else:
             with Image.from_array(palette) as affinity:
-                image.remap(affinity, method)
+                image.remap(affinity, WAND_DITHERS[dither])
         frame = split_gif(image.make_blob("gif"))
     if spare_transparent and frame.transparency is None:
         if palette is None:

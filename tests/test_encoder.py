@@ -472,7 +472,7 @@ def laid_out(pixels, operation):
     """What ImageMagick makes of the frame as laid out (the way the encoder's colours are checked against)."""
     with Image.from_array(np.ascontiguousarray(pixels[..., :3])) as image:
         operation(image)
-        return encoder_module.export_rgba(image)
+        return np.array(image.export_pixels(channel_map="RGBA"), np.uint8).reshape(image.height, image.width, 4)
 
 
 def test_colours_mapped_in_sorted_runs_are_imagemagicks_own():
