@@ -17,7 +17,8 @@ from pathlib import Path
 import platformdirs
 
 from . import __version__, magick, policy, profile, units
-from .limits import CONFIGURE_PATH, Route, env_name, prepend_configure_path
+from .limits import Route
+from .policy import CONFIGURE_PATH, env_name, prepend_configure_path
 
 
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
@@ -190,8 +191,7 @@ def run_policy_generate(args: argparse.Namespace) -> int:
     written = policy.save(_policy_file(args.output), text)
     print(f"wrote {written}")
     if not args.standalone:
-        print(f"use it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
-              '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
+        print(f"use it with: {_configure_path_export(written.parent)}")
     return 0
 
 
@@ -262,8 +262,7 @@ def run_apply(args: argparse.Namespace) -> int:
                              comment=f"magicktune plan for {_job_words(job)}: resource limits only")
         written = policy.write(_policy_file(args.output or _default_policy_dir(text)), text,
                                private=args.output is None)
-        print(f"wrote {written}\nuse it with: export MAGICK_CONFIGURE_PATH={shlex.quote(str(written.parent))}"
-              '"${MAGICK_CONFIGURE_PATH:+:$MAGICK_CONFIGURE_PATH}"')
+        print(f"wrote {written}\nuse it with: {_configure_path_export(written.parent)}")
         short = _beyond_builtin_defaults(plan, im, written.parent)
         if short:
             print(f"magicktune: note: a policy can only lower ImageMagick's built-in limits, so with this one alone "
@@ -289,6 +288,11 @@ def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directo
         short[f"{env_name(name)}={units.to_magick(wanted, kind)}"] = (f"{name} {units.human(got, kind)}, "
                                                                        f"not {units.human(wanted, kind)}")
     return short
+
+
+def _configure_path_export(directory: Path) -> str:
+    """The shell line that puts `directory` first on MAGICK_CONFIGURE_PATH, keeping what is already there."""
+    return f'export {CONFIGURE_PATH}={shlex.quote(str(directory))}"${{{CONFIGURE_PATH}:+:${CONFIGURE_PATH}}}"'
 
 
 def _job_words(job: profile.Job) -> str:
@@ -361,8 +365,7 @@ def shell_exports(plan: profile.Plan, im: magick.ImageMagick, output: str | None
     if route.needs_policy:
         text = route.policy_text()
         written = policy.write(_policy_file(output or _default_policy_dir(text)), text, private=output is None)
-        lines.append(f"export {CONFIGURE_PATH}={shlex.quote(str(written.parent))}"
-                     f'"${{{CONFIGURE_PATH}:+:${CONFIGURE_PATH}}}"')
+        lines.append(_configure_path_export(written.parent))
     return "\n".join(lines)
 
 

@@ -25,18 +25,13 @@ from pathlib import Path
 import psutil
 
 from . import magick, policy, profile, units
+from .policy import CONFIGURE_PATH, env_name, prepend_configure_path
 
-CONFIGURE_PATH = "MAGICK_CONFIGURE_PATH"
 TEMPORARY_PATH = "MAGICK_TEMPORARY_PATH"
 
 
 class LimitsWarning(UserWarning):
     """A requested limit that cannot take effect, or one that exceeds what the machine has."""
-
-
-def env_name(resource: str) -> str:
-    """MAGICK_LIST_LENGTH_LIMIT for "list-length"."""
-    return f"MAGICK_{resource.upper().replace('-', '_')}_LIMIT"
 
 
 @dataclass
@@ -81,11 +76,6 @@ class Route:
         return policy.render(self.policy_resources, temporary_path=self.policy_temporary_path,
                              comment="magicktune override: restates resource limits only; every other rule "
                                      "comes from the policy files loaded after this one.")
-
-
-def prepend_configure_path(directory: str | os.PathLike, current: str | None) -> str:
-    """MAGICK_CONFIGURE_PATH with `directory` searched first, so its resource values win."""
-    return os.pathsep.join(filter(None, [str(directory), current]))
 
 
 def parse_request(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,

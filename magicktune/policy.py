@@ -30,6 +30,17 @@ from . import magick, profile, units
 from .magick import PolicyRule
 
 _FORBIDDEN_IN_VALUES = set('"<>&\'')
+CONFIGURE_PATH = "MAGICK_CONFIGURE_PATH"
+
+
+def env_name(resource: str) -> str:
+    """MAGICK_LIST_LENGTH_LIMIT for "list-length"."""
+    return f"MAGICK_{resource.upper().replace('-', '_')}_LIMIT"
+
+
+def prepend_configure_path(directory: str | os.PathLike, current: str | None) -> str:
+    """MAGICK_CONFIGURE_PATH with `directory` searched first, so its resource values win."""
+    return os.pathsep.join(filter(None, [str(directory), current]))
 
 
 class PolicyError(ValueError):
@@ -427,7 +438,7 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     caps = magick.resource_caps(rules)
     settings = []
     for name, value in im.resources(env=env).items():
-        variable = f"MAGICK_{name.upper().replace('-', '_')}_LIMIT"
+        variable = env_name(name)
         cap, kind = caps.get(name), units.RESOURCE_KINDS[name]
         if cap is not None and units.same_limit(value, cap[0], kind):
             source = cap[1]
@@ -558,7 +569,7 @@ def _from_listing(rule: PolicyRule) -> PolicyRule:
 
 def _search_order(files: list[str], env: Mapping[str, str] | None) -> list[str]:
     """Files of MAGICK_CONFIGURE_PATH directories first, in that order, then the rest as listed."""
-    configured = (os.environ if env is None else env).get("MAGICK_CONFIGURE_PATH", "")
+    configured = (os.environ if env is None else env).get(CONFIGURE_PATH, "")
     first = []
     for directory in filter(None, configured.split(os.pathsep)):
         first += [name for name in files if Path(name).parent == Path(directory) and name not in first]
@@ -669,8 +680,7 @@ def _loaded_first(path: Path, base: Mapping[str, str]) -> Iterator[tuple[dict[st
     with tempfile.TemporaryDirectory(prefix="magicktune-check-") as directory:
         copy = Path(directory) / "policy.xml"
         shutil.copyfile(path, copy)
-        search = os.pathsep.join(filter(None, [directory, base.get("MAGICK_CONFIGURE_PATH")]))
-        yield {**base, "MAGICK_CONFIGURE_PATH": search}, copy
+        yield {**base, CONFIGURE_PATH: prepend_configure_path(directory, base.get(CONFIGURE_PATH))}, copy
 
 
 def _listed_by_imagemagick(path: Path, imagemagick: magick.ImageMagick | None) -> list[PolicyRule]:
