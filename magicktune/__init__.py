@@ -8,9 +8,14 @@
 __version__ = "0.1.0"
 
 from . import writers as _writers  # noqa: F401  (registers the matplotlib writers)
-from .limits import LimitsWarning, apply as apply_limits, limits, restore as restore_limits
-from .magick import ImageMagickError, ImageMagickNotFound, find as find_imagemagick
+from .errors import (ConfigError, EncodeError, ImageMagickError, ImageMagickFailed, ImageMagickNotFound,
+                     InvalidValue, LimitsWarning, MagickTuneError, MagickTuneWarning, PolicyError, UsageError,
+                     WandStartedWarning)
+from .limits import apply as apply_limits, limits, restore as restore_limits
+from .magick import find as find_imagemagick
 from .profile import Job, Plan, plan
 
-__all__ = ["limits", "apply_limits", "restore_limits", "LimitsWarning", "plan", "Plan", "Job",
-           "find_imagemagick", "ImageMagickNotFound", "ImageMagickError"]
+__all__ = ["limits", "apply_limits", "restore_limits", "plan", "Plan", "Job", "find_imagemagick",
+           "MagickTuneError", "InvalidValue", "UsageError", "ConfigError", "PolicyError", "ImageMagickNotFound",
+           "ImageMagickError", "ImageMagickFailed", "EncodeError", "MagickTuneWarning", "LimitsWarning",
+           "WandStartedWarning"]

@@ -16,17 +16,14 @@ from pathlib import Path
 
 import platformdirs
 
-from . import __version__, magick, policy, profile, units
+from . import __version__, environment, magick, policy, profile, units
+from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
+from .errors import UsageError
 from .limits import Route
-from .policy import CONFIGURE_PATH, env_name, prepend_configure_path
 
 
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
 GENERATE_RESOURCES = ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time")
-
-
-class UsageError(ValueError):
-    """Bad command-line input, reported as one line."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magicktune", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"magicktune {__version__}")
     parser.add_argument("--imagemagick", metavar="PATH",
-                        help=f"the magick or convert binary to use (default: ${magick.ENV_OVERRIDE} or PATH)")
+                        help=f"the magick or convert binary to use (default: ${environment.IMAGEMAGICK} or PATH)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     show = commands.add_parser("profile", help="what ImageMagick is here, its limits and who sets them")
@@ -249,7 +246,7 @@ def run_apply(args: argparse.Namespace) -> int:
     if args.temp_dir:
         temp_dir = profile.checked_temporary_path(args.temp_dir, "--temp-dir")
     else:
-        temp_dir = policy.user_defaults().get(policy.TEMPORARY_PATH)
+        temp_dir = policy.user_defaults().get(policy.TEMPORARY_PATH_RESOURCE)
     plan = profile.plan(job, im, temporary_path=temp_dir, optimize_layers=optimize)
     if args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
@@ -275,7 +272,7 @@ def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directo
     """The planned limits ImageMagick stays below with only this policy directory, as the variable that raises each
     and what it gets instead: {"MAGICK_MAP_LIMIT=102644MB": "map 50.6 GB, not 103 GB"}. Threads are left out:
     ImageMagick clamps them to its OpenMP maximum whatever is asked."""
-    env = policy.without_limit_variables()
+    env = environment.without_limit_variables()
     env[CONFIGURE_PATH] = prepend_configure_path(directory, env.get(CONFIGURE_PATH))
     in_force = im.resources(env=env)
     short: dict[str, str] = {}
@@ -285,7 +282,7 @@ def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directo
             continue
         if units.same_limit(got, wanted, kind):
             continue
-        short[f"{env_name(name)}={units.to_magick(wanted, kind)}"] = (f"{name} {units.human(got, kind)}, "
+        short[f"{limit_variable(name)}={units.to_magick(wanted, kind)}"] = (f"{name} {units.human(got, kind)}, "
                                                                        f"not {units.human(wanted, kind)}")
     return short
 

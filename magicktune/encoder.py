@@ -21,6 +21,7 @@ from wand.api import libmagick, library
 from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
 from wand.version import MAGICK_VERSION_NUMBER
 
+from .errors import EncodeError, InvalidValue
 from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
                   delay_schedule, split_gif)
 
@@ -34,10 +35,6 @@ STATIC_DETAIL_FOR_TRANSPARENCY = 0.3
 DEFAULT_TREEDEPTH = 5
 Progress = Callable[[int, Union[int, None]], None]
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class EncodeError(RuntimeError):
-    """Encoding stopped; no output file was left behind."""
 
 
 @dataclass(frozen=True)
@@ -422,16 +419,16 @@ class GifEncoder:
         width, height = (int(v) for v in size)
         self._delays = delay_schedule(fps)
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-            raise ValueError(f"a GIF is 1 to {MAX_SIDE} pixels on each side, got {width}x{height}")
+            raise InvalidValue(f"a GIF is 1 to {MAX_SIDE} pixels on each side, got {width}x{height}")
         if not 2 <= colors <= 256:
-            raise ValueError(f"colors must be 2..256, got {colors}")
+            raise InvalidValue(f"colors must be 2..256, got {colors}")
         if dither not in DITHERS:
-            raise ValueError(f"dither must be one of {DITHERS}, got {dither!r}")
+            raise InvalidValue(f"dither must be one of {DITHERS}, got {dither!r}")
         if loop is not None and not (isinstance(loop, int) and 0 <= loop <= MAX_LOOP):
-            raise ValueError(f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
+            raise InvalidValue(f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
                              f"(play once), got {loop!r}")
         if workers is not None and workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
+            raise InvalidValue(f"workers must be at least 1, got {workers}")
         self.size = (width, height)
         self.colors = colors
         self.dither = dither
@@ -526,7 +523,7 @@ class GifEncoder:
             return self.stats
         try:
             if self._pending is None:
-                raise ValueError("no frames were added")
+                raise InvalidValue("no frames were added")
             self._pending.delay = max(self._pending.delay, MIN_DELAY_CS)
             self._submit(self._pending, next_transparent=False)
             self._pending = None
@@ -578,12 +575,12 @@ class GifEncoder:
         if isinstance(frame, (bytes, bytearray, memoryview)):
             nbytes = memoryview(frame).nbytes
             if nbytes != width * height * 4:
-                raise ValueError(f"frame has {nbytes} bytes, expected {width * height * 4} for {width}x{height} RGBA")
+                raise InvalidValue(f"frame has {nbytes} bytes, expected {width * height * 4} for {width}x{height} RGBA")
             src = np.frombuffer(frame, np.uint8).reshape(height, width, 4)
             return src if isinstance(frame, bytes) else src.copy()
         array = np.asarray(frame)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[:2] != (height, width) or array.shape[2] not in (3, 4):
-            raise ValueError(
+            raise InvalidValue(
                 f"frame must be uint8 of shape ({height}, {width}, 4) or ({height}, {width}, 3), "
                 f"got {array.dtype} {array.shape}"
             )

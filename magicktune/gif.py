@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO, Iterator
 
+from .errors import InvalidValue
+
 MIN_DELAY_CS = 2
 MAX_DELAY_CS = 0xFFFF
 MAX_LOOP = 0xFFFF
@@ -37,9 +39,9 @@ def delay_schedule(fps: float) -> Iterator[int]:
     try:
         rate = float(fps)
     except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
+        raise InvalidValue(f"fps must be a number, got {fps!r}") from None
     if not (math.isfinite(rate) and rate >= 100 / MAX_DELAY_CS):
-        raise ValueError(f"fps must be at least {100 / MAX_DELAY_CS:.5f} (a GIF frame shows at most "
+        raise InvalidValue(f"fps must be at least {100 / MAX_DELAY_CS:.5f} (a GIF frame shows at most "
                          f"{MAX_DELAY_CS / 100} s) and finite, got {fps!r}")
     return _delays(Fraction(100) / Fraction(rate).limit_denominator(10**6))
 
@@ -155,7 +157,7 @@ class GifWriter:
     ) -> None:
         width, height = size
         if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-            raise ValueError(f"GIF size must be 1..{MAX_SIDE} on each side, got {width}x{height}")
+            raise InvalidValue(f"GIF size must be 1..{MAX_SIDE} on each side, got {width}x{height}")
         self.fp = fp
         self.size = (width, height)
         self.global_palette = pad_palette(global_palette) if global_palette else None
@@ -182,7 +184,7 @@ class GifWriter:
         """Append one frame with its graphic control extension; its local table is dropped when it equals the global one."""
         left, top, width, height = frame.rect
         if not 0 <= delay_cs <= MAX_DELAY_CS:
-            raise ValueError(f"a GIF delay is 0..{MAX_DELAY_CS} cs, got {delay_cs}")
+            raise InvalidValue(f"a GIF delay is 0..{MAX_DELAY_CS} cs, got {delay_cs}")
         if left + width > self.size[0] or top + height > self.size[1]:
             raise ValueError(f"frame rect {frame.rect} exceeds the {self.size[0]}x{self.size[1]} screen")
         packed = (disposal & 7) << 2

@@ -24,14 +24,9 @@ from pathlib import Path
 
 import psutil
 
-from . import magick, policy, profile, units
-from .policy import CONFIGURE_PATH, env_name, prepend_configure_path
-
-TEMPORARY_PATH = "MAGICK_TEMPORARY_PATH"
-
-
-class LimitsWarning(UserWarning):
-    """A requested limit that cannot take effect, or one that exceeds what the machine has."""
+from . import environment, magick, policy, profile, units
+from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
+from .errors import InvalidValue, LimitsWarning, WandStartedWarning
 
 
 @dataclass
@@ -60,10 +55,10 @@ class Route:
     def of(cls, requested: dict[str, int | None], temporary_path: str | None,
            rules: list[magick.PolicyRule]) -> Route:
         caps = magick.resource_caps(rules)
-        variables = {env_name(name): units.to_magick(value, units.RESOURCE_KINDS[name])
+        variables = {limit_variable(name): units.to_magick(value, units.RESOURCE_KINDS[name])
                      for name, value in requested.items()}
         if temporary_path is not None:
-            variables[TEMPORARY_PATH] = temporary_path
+            variables[environment.TEMPORARY_PATH] = temporary_path
         policy_names_temp = any(r.domain == "resource" and r.name == "temporary-path" for r in rules)
         return cls(variables, {name: value for name, value in requested.items() if name in caps},
                    temporary_path if policy_names_temp else None)
@@ -94,7 +89,7 @@ def parse_request(memory=None, map=None, disk=None, area=None, width=None, heigh
         try:
             parsed[name] = units.parse_limit(name, value, whole=wholes.get(name))
         except ValueError as error:
-            raise ValueError(f"{name.replace('-', '_')}: {error}") from None
+            raise InvalidValue(f"{name.replace('-', '_')}: {error}") from None
     return parsed
 
 
@@ -200,7 +195,7 @@ def _warn_if_wand_loaded() -> None:
         warnings.warn("Wand has started ImageMagick in this process: it read policy.xml and the "
                       "MAGICK_*_LIMIT variables at start-up, so these limits reach only ImageMagick "
                       "processes started from now on (use wand.resource.limits to lower in-process limits)",
-                      LimitsWarning, stacklevel=_caller_level())
+                      WandStartedWarning, stacklevel=_caller_level())
 
 
 def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> None:

@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import units
-
-#: Set this to a `magick` or `convert` binary to choose which ImageMagick magicktune drives.
-ENV_OVERRIDE = "MAGICKTUNE_IMAGEMAGICK"
+from . import environment, units
+from .errors import ImageMagickError, ImageMagickNotFound
 
 #: Names tried in order: IM7 first, then IM6 and Debian's versioned IM6 names.
 CANDIDATES = ("magick", "convert", "convert-im6.q16", "convert-im6", "convert-im6.q8", "convert-im6.q16hdri")
@@ -26,7 +24,7 @@ CANDIDATES = ("magick", "convert", "convert-im6.q16", "convert-im6", "convert-im
 INSTALL_HINT = (
     "install it with one of: 'sudo apt-get install imagemagick' (Debian/Ubuntu), "
     "'brew install imagemagick' (macOS), 'conda install -c conda-forge imagemagick' (conda); "
-    f"or point {ENV_OVERRIDE} at a magick or convert binary"
+    f"or point {environment.IMAGEMAGICK} at a magick or convert binary"
 )
 
 _LIST_RESOURCE_NAMES = {
@@ -34,14 +32,6 @@ _LIST_RESOURCE_NAMES = {
     "memory": "memory", "map": "map", "disk": "disk", "file": "file", "thread": "thread",
     "throttle": "throttle", "time": "time",
 }
-
-
-class ImageMagickNotFound(RuntimeError):
-    """No working ImageMagick could be run."""
-
-
-class ImageMagickError(RuntimeError):
-    """ImageMagick ran and failed."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +170,7 @@ def resource_caps(rules: list[PolicyRule]) -> dict[str, tuple[int | None, str]]:
 
 def find(path: str | os.PathLike | None = None) -> ImageMagick:
     """The ImageMagick to drive: `path`, else $MAGICKTUNE_IMAGEMAGICK, else the first working name on PATH."""
-    chosen = path or os.environ.get(ENV_OVERRIDE)
+    chosen = path or os.environ.get(environment.IMAGEMAGICK)
     if chosen:
         found = _probe(str(chosen))
         if found is None:

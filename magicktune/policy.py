@@ -26,30 +26,12 @@ import platformdirs
 import psutil
 import yaml
 
-from . import magick, profile, units
+from . import environment, magick, profile, units
+from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path, without_limit_variables
+from .errors import ConfigError, PolicyError, PolicySyntaxError
 from .magick import PolicyRule
 
 _FORBIDDEN_IN_VALUES = set('"<>&\'')
-CONFIGURE_PATH = "MAGICK_CONFIGURE_PATH"
-
-
-def env_name(resource: str) -> str:
-    """MAGICK_LIST_LENGTH_LIMIT for "list-length"."""
-    return f"MAGICK_{resource.upper().replace('-', '_')}_LIMIT"
-
-
-def prepend_configure_path(directory: str | os.PathLike, current: str | None) -> str:
-    """MAGICK_CONFIGURE_PATH with `directory` searched first, so its resource values win."""
-    return os.pathsep.join(filter(None, [str(directory), current]))
-
-
-class PolicyError(ValueError):
-    """A policy file that cannot be read, or a value that cannot be written into one."""
-
-
-class PolicySyntaxError(PolicyError):
-    """A policy file that is not well-formed XML; ImageMagick's own, lenient reader may still load it."""
-
 
 def read(path: str | os.PathLike) -> list[PolicyRule]:
     """The `<policy>` entries of one policy.xml, in file order (defused against XML attacks).
@@ -135,8 +117,8 @@ def write(path: str | os.PathLike, text: str, *, private: bool = False) -> Path:
 SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
 VALUE_DOMAINS = ("cache", "system")
 KNOWN_DOMAINS = ("resource", *VALUE_DOMAINS, *SECURITY_DOMAINS)
-TEMPORARY_PATH = "temporary-path"
-CONFIG_ENV = "MAGICKTUNE_CONFIG"
+#: The policy resource that names the pixel cache's spill directory (a setting, not a limit).
+TEMPORARY_PATH_RESOURCE = "temporary-path"
 _RIGHTS = {"none": frozenset(), "read": frozenset({"read"}), "write": frozenset({"write"}),
            "execute": frozenset({"execute"}), "all": frozenset({"read", "write", "execute"})}
 _ALL_RIGHTS = _RIGHTS["all"]
@@ -222,23 +204,23 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
     candidate = Path(name_or_path)
     if str(name_or_path).endswith((".yaml", ".yml")) or candidate.parent != Path("."):
         if not candidate.is_file():
-            raise ValueError(f"preset file {candidate} does not exist")
+            raise ConfigError(f"preset file {candidate} does not exist")
         text, source, name = candidate.read_text(encoding="utf-8"), str(candidate), candidate.stem
     else:
         name = str(name_or_path)
         resource = _preset_dir() / f"{name}.yaml"
         if name not in available_presets():
-            raise ValueError(f"no preset named {name!r}: choose one of {', '.join(available_presets())} "
+            raise ConfigError(f"no preset named {name!r}: choose one of {', '.join(available_presets())} "
                              f"or give the path of a YAML file")
         text, source = resource.read_text(encoding="utf-8"), f"magicktune.policies/{name}.yaml"
     data = _yaml_mapping(text, source)
     unknown = set(data) - _PRESET_KEYS
     if unknown:
-        raise ValueError(f"{source}: unknown key {sorted(unknown)[0]!r}: "
+        raise ConfigError(f"{source}: unknown key {sorted(unknown)[0]!r}: "
                          f"a preset has {', '.join(sorted(_PRESET_KEYS))}")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise ValueError(f"{source}: description: must be text")
+        raise ConfigError(f"{source}: description: must be text")
     sizes, temp = _resource_texts(data.get("resources") or {}, source, "resources")
     temp = str(temporary_path) if temporary_path is not None else temp
     rules = _preset_rules(data.get("rules") or [], source)
@@ -253,7 +235,7 @@ def override_dir() -> Path:
 
 def user_config_path() -> Path:
     """Where the user's defaults live: $MAGICKTUNE_CONFIG, else config.yaml in the platform config dir."""
-    override = os.environ.get(CONFIG_ENV)
+    override = os.environ.get(environment.CONFIG)
     if override:
         return Path(override).expanduser()
     return Path(platformdirs.user_config_dir("magicktune")) / "config.yaml"
@@ -267,24 +249,24 @@ def user_defaults(path: str | os.PathLike | None = None) -> dict:
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise ValueError(f"cannot read magicktune config {config}: {error}") from None
+        raise ConfigError(f"cannot read magicktune config {config}: {error}") from None
     data = _yaml_mapping(text, str(config), empty_ok=True)
     defaults: dict = {}
     if "preset" in data:
         if not isinstance(data["preset"], str) or not data["preset"]:
-            raise ValueError(f"{config}: preset: must be a preset name or a YAML file path")
+            raise ConfigError(f"{config}: preset: must be a preset name or a YAML file path")
         defaults["preset"] = data["preset"]
     sizes, temp = _resource_texts(data.get("resources") or {}, str(config), "resources")
-    if TEMPORARY_PATH in data:
-        if not isinstance(data[TEMPORARY_PATH], str) or not data[TEMPORARY_PATH]:
-            raise ValueError(f"{config}: {TEMPORARY_PATH}: must be a directory path")
-        temp = data[TEMPORARY_PATH]
+    if TEMPORARY_PATH_RESOURCE in data:
+        if not isinstance(data[TEMPORARY_PATH_RESOURCE], str) or not data[TEMPORARY_PATH_RESOURCE]:
+            raise ConfigError(f"{config}: {TEMPORARY_PATH_RESOURCE}: must be a directory path")
+        temp = data[TEMPORARY_PATH_RESOURCE]
     for name, size in sizes.items():
         _parse_one(name, size, str(config), whole=1)
     if sizes:
         defaults["resources"] = sizes
     if temp is not None:
-        defaults[TEMPORARY_PATH] = profile.checked_temporary_path(temp, f"{config}: {TEMPORARY_PATH}")
+        defaults[TEMPORARY_PATH_RESOURCE] = profile.checked_temporary_path(temp, f"{config}: {TEMPORARY_PATH_RESOURCE}")
     return defaults
 
 
@@ -297,7 +279,7 @@ def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults
     """
     defaults = user_defaults() if defaults is None else defaults
     chosen = name_or_path or defaults.get("preset") or "animation"
-    temp = temporary_path if temporary_path is not None else defaults.get(TEMPORARY_PATH)
+    temp = temporary_path if temporary_path is not None else defaults.get(TEMPORARY_PATH_RESOURCE)
     if temp is not None:
         temp = profile.checked_temporary_path(temp)
     try:
@@ -305,7 +287,7 @@ def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults
     except ValueError as error:
         if name_or_path or not defaults.get("preset"):
             raise
-        raise ValueError(f"{user_config_path()}: preset: {error}") from None
+        raise ConfigError(f"{user_config_path()}: preset: {error}") from None
     overrides = {name: value for name, value in (resources or {}).items() if value is not None}
     sizes = {**preset.sizes, **(defaults.get("resources") or {}), **overrides}
     sources = {**dict.fromkeys(preset.sizes, preset.source),
@@ -372,7 +354,7 @@ def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: boo
     for rule in system:
         if rule.domain != "resource" or not rule.name or rule.value is None:
             continue
-        if rule.name == TEMPORARY_PATH:
+        if rule.name == TEMPORARY_PATH_RESOURCE:
             temp = temp or rule.value
         elif rule.name in units.RESOURCE_KINDS and rule.name not in resources:
             read_as = units.as_imagemagick_reads(rule.value)
@@ -438,7 +420,7 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     caps = magick.resource_caps(rules)
     settings = []
     for name, value in im.resources(env=env).items():
-        variable = env_name(name)
+        variable = limit_variable(name)
         cap, kind = caps.get(name), units.RESOURCE_KINDS[name]
         if cap is not None and units.same_limit(value, cap[0], kind):
             source = cap[1]
@@ -450,9 +432,9 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
         else:
             source = "ImageMagick's default"
         settings.append(ResourceSetting(name, value, source))
-    temp = next(((r.value, r.path) for r in rules if r.domain == "resource" and r.name == TEMPORARY_PATH), None)
-    if temp is None and environ.get("MAGICK_TEMPORARY_PATH"):
-        temp = (environ["MAGICK_TEMPORARY_PATH"], "$MAGICK_TEMPORARY_PATH")
+    temp = next(((r.value, r.path) for r in rules if r.domain == "resource" and r.name == TEMPORARY_PATH_RESOURCE), None)
+    if temp is None and environ.get(environment.TEMPORARY_PATH):
+        temp = (environ[environment.TEMPORARY_PATH], f"${environment.TEMPORARY_PATH}")
     security = [rule for rule in rules if rule.domain in SECURITY_DOMAINS and rule.rights is not None]
     return EffectivePolicy(settings, temp, security, magick.policy_files(listed))
 
@@ -467,30 +449,30 @@ def _yaml_mapping(text: str, source: str, *, empty_ok: bool = False) -> dict:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ValueError(f"{source}: not valid YAML: {error}") from None
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
     if data is None and empty_ok:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: must be a YAML mapping of keys to values, not {type(data).__name__}")
+        raise ConfigError(f"{source}: must be a YAML mapping of keys to values, not {type(data).__name__}")
     return data
 
 
 def _resource_texts(section, source: str, key: str) -> tuple[dict[str, str], str | None]:
     """Check a resources mapping's names and value types; split off temporary-path."""
     if not isinstance(section, Mapping):
-        raise ValueError(f"{source}: {key}: must be a mapping of resource name to size")
+        raise ConfigError(f"{source}: {key}: must be a mapping of resource name to size")
     sizes, temp = {}, None
     for name, value in section.items():
-        if name == TEMPORARY_PATH:
+        if name == TEMPORARY_PATH_RESOURCE:
             if not isinstance(value, str) or not value:
-                raise ValueError(f"{source}: {key}.{name}: must be a directory path")
+                raise ConfigError(f"{source}: {key}.{name}: must be a directory path")
             temp = os.path.expanduser(value)
             continue
         if name not in units.RESOURCE_KINDS:
-            raise ValueError(f"{source}: {key}.{name}: unknown resource; use one of "
-                             f"{', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH])}")
+            raise ConfigError(f"{source}: {key}.{name}: unknown resource; use one of "
+                             f"{', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH_RESOURCE])}")
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValueError(f"{source}: {key}.{name}: {value!r} is not a size")
+            raise ConfigError(f"{source}: {key}.{name}: {value!r} is not a size")
         sizes[name] = str(value)
     return sizes, temp
 
@@ -499,7 +481,7 @@ def _parse_one(name: str, size: str, source: str, whole: int | None) -> int | No
     try:
         return units.parse_limit(name, size, whole=whole)
     except ValueError as error:
-        raise ValueError(f"{source}: resources.{name}: {error}") from None
+        raise ConfigError(f"{source}: resources.{name}: {error}") from None
 
 
 def _parsed(sizes: Mapping[str, str], sources: Mapping[str, str],
@@ -517,27 +499,27 @@ def _parsed(sizes: Mapping[str, str], sources: Mapping[str, str],
 
 def _preset_rules(entries, source: str) -> list[PolicyRule]:
     if not isinstance(entries, list):
-        raise ValueError(f"{source}: rules: must be a list of {{domain, rights, pattern}} or {{domain, name, value}}")
+        raise ConfigError(f"{source}: rules: must be a list of {{domain, rights, pattern}} or {{domain, name, value}}")
     rules = []
     for index, entry in enumerate(entries):
         where = f"{source}: rules[{index}]"
         if not isinstance(entry, Mapping) or set(entry) - {"domain", "rights", "pattern", "name", "value"}:
-            raise ValueError(f"{where}: must be a mapping with domain and rights+pattern or name+value")
+            raise ConfigError(f"{where}: must be a mapping with domain and rights+pattern or name+value")
         fields = {key: str(value) for key, value in entry.items() if value is not None}
         domain = fields.get("domain", "").lower()
         if domain in SECURITY_DOMAINS:
             if "rights" not in fields or "pattern" not in fields:
-                raise ValueError(f"{where}: a {domain} rule needs rights and pattern")
+                raise ConfigError(f"{where}: a {domain} rule needs rights and pattern")
             if _rights(fields["rights"]) is None:
-                raise ValueError(f"{where}.rights: {fields['rights']!r} is not none, read, write, execute, "
+                raise ConfigError(f"{where}.rights: {fields['rights']!r} is not none, read, write, execute, "
                                  f"all or a | of them")
             rules.append(PolicyRule(source, domain, rights=fields["rights"], pattern=fields["pattern"]))
         elif domain in VALUE_DOMAINS:
             if "name" not in fields or "value" not in fields:
-                raise ValueError(f"{where}: a {domain} rule needs name and value")
+                raise ConfigError(f"{where}: a {domain} rule needs name and value")
             rules.append(PolicyRule(source, domain, name=fields["name"].lower(), value=fields["value"]))
         else:
-            raise ValueError(f"{where}.domain: {domain or None!r} is not one of "
+            raise ConfigError(f"{where}.domain: {domain or None!r} is not one of "
                              f"{', '.join((*SECURITY_DOMAINS, *VALUE_DOMAINS))} (put limits under resources:)")
     for rule in rules:
         for value in (rule.name, rule.value, rule.rights, rule.pattern):
@@ -638,14 +620,14 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
         return [Finding("error", f"{where}: needs both name and value")]
     if rule.domain != "resource":
         return []
-    if rule.name == TEMPORARY_PATH:
+    if rule.name == TEMPORARY_PATH_RESOURCE:
         if not Path(rule.value).is_dir():
             return [Finding("warning", f"{where}: {rule.value} is not a directory here")]
         return []
     kind = units.RESOURCE_KINDS.get(rule.name)
     if kind is None:
         return [Finding("warning", f"{where}: unknown resource name; ImageMagick ignores it "
-                                   f"(names: {', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH])})")]
+                                   f"(names: {', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH_RESOURCE])})")]
     reads = units.as_imagemagick_reads(rule.value)
     reads_text = units.human(None if reads >= units.UNLIMITED_AT else reads, kind)
     stripped = rule.value.strip()
@@ -667,11 +649,6 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
         return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not "
                                  f"{units.human(means, kind)}; write {units.to_magick(means, kind)}")]
     return []
-
-
-def without_limit_variables() -> dict[str, str]:
-    """This process's environment less the MAGICK_*_LIMIT variables, so that only policy files decide."""
-    return {name: value for name, value in os.environ.items() if not re.fullmatch(r"MAGICK_\w+_LIMIT", name)}
 
 
 @contextmanager

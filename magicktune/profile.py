@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from . import magick, units
+from . import environment, magick, units
+from .errors import InvalidValue
 
 #: Headroom over the computed pixel cache: ImageMagick keeps a few other buffers per image.
 CACHE_HEADROOM = 1.10
@@ -38,13 +39,13 @@ class Job:
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.height < 1:
-            raise ValueError(f"frame size {self.width}x{self.height} must be at least 1x1")
+            raise InvalidValue(f"frame size {self.width}x{self.height} must be at least 1x1")
         if self.frames is not None and self.frames < 1:
-            raise ValueError(f"frames must be at least 1, got {self.frames}")
+            raise InvalidValue(f"frames must be at least 1, got {self.frames}")
         if self.channels not in (1, 2, 3, 4):
-            raise ValueError(f"channels must be 1 to 4, got {self.channels}")
+            raise InvalidValue(f"channels must be 1 to 4, got {self.channels}")
         if self.fps is not None and not (0 < self.fps <= 100):
-            raise ValueError(f"fps must be above 0 and at most 100 (GIF delays are in 1/100 s), got {self.fps}")
+            raise InvalidValue(f"fps must be above 0 and at most 100 (GIF delays are in 1/100 s), got {self.fps}")
 
     @classmethod
     def from_stream(cls, path: str | os.PathLike, width: int, height: int, channels: int = 4,
@@ -52,13 +53,13 @@ class Job:
         """A job for a raw stream already on disk: the frame count comes from its size."""
         info = Path(path).stat()
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path} is not a regular file: give the raw stream's own file, whose size gives the "
+            raise InvalidValue(f"{path} is not a regular file: give the raw stream's own file, whose size gives the "
                              f"frame count")
         size = info.st_size
         frame = width * height * channels
         frames, extra = divmod(size, frame)
         if extra or not frames:
-            raise ValueError(f"{path} holds {size} bytes, not a whole number of {width}x{height} frames of "
+            raise InvalidValue(f"{path} holds {size} bytes, not a whole number of {width}x{height} frames of "
                              f"{channels} bytes a pixel ({frame} bytes each; {extra} bytes left over)")
         return cls(width, height, frames, channels, fps)
 
@@ -86,7 +87,7 @@ def parse_geometry(text: str) -> tuple[int, int]:
     """'432x720' -> (432, 720), with an error that says what a size looks like."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
     if not match or 0 in (int(match.group(1)), int(match.group(2))):
-        raise ValueError(f"size {text!r} not understood: use WIDTHxHEIGHT in pixels, like 432x720")
+        raise InvalidValue(f"size {text!r} not understood: use WIDTHxHEIGHT in pixels, like 432x720")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -111,9 +112,9 @@ def checked_temporary_path(path: str | os.PathLike, what: str = "temporary_path"
     """`path` with ~ expanded, made absolute, and checked to be a directory we can write; `what` names it in errors."""
     directory = Path(path).expanduser().resolve()
     if not directory.is_dir():
-        raise ValueError(f"{what} {str(path)!r} is not a directory: create it or choose another")
+        raise InvalidValue(f"{what} {str(path)!r} is not a directory: create it or choose another")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r} is not writable: choose a directory you can write to")
+        raise InvalidValue(f"{what} {str(path)!r} is not writable: choose a directory you can write to")
     return str(directory)
 
 
@@ -122,14 +123,14 @@ def choose_temp_dir(preferred: str | os.PathLike | None = None, needed: int = 0)
     if preferred is not None:
         directory = checked_temporary_path(preferred)
         return directory, shutil.disk_usage(directory).free
-    candidates = [os.environ.get("MAGICK_TEMPORARY_PATH"), os.environ.get("MAGICK_TMPDIR"),
+    candidates = [os.environ.get(environment.TEMPORARY_PATH), os.environ.get(environment.TMPDIR),
                   tempfile.gettempdir(), "/var/tmp"]
     usable = []
     for directory in dict.fromkeys(filter(None, candidates)):
         if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
             usable.append((directory, shutil.disk_usage(directory).free))
     if not usable:
-        raise ValueError("no writable temp dir found: set TMPDIR or pass temporary_path")
+        raise InvalidValue("no writable temp dir found: set TMPDIR or pass temporary_path")
     return next(((d, f) for d, f in usable if f >= needed), max(usable, key=lambda item: item[1]))
 
 

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Literal
 
+from .errors import InvalidValue
+
 Kind = Literal["bytes", "pixels", "count", "seconds"]
 
 #: The kind of quantity each ImageMagick resource limit holds.
@@ -45,6 +47,7 @@ _NOUNS = {"bytes": "size", "pixels": "pixel size", "count": "count", "seconds": 
 _WORDS_FOR_UNLIMITED = {"unlimited", "none", "inf", "infinity", "max"}
 
 
+
 def _forms(kind: Kind) -> str:
     examples = {
         "bytes": "10GB (10^9 bytes), 8GiB (2^30 bytes), 512MiB, 1000000, 50% (of RAM or of free disk)",
@@ -64,13 +67,13 @@ def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = 
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a size: use {_forms(kind)}")
+        raise InvalidValue(f"{value!r} is not a size: use {_forms(kind)}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"size {value!r} is negative: use {_forms(kind)}")
+            raise InvalidValue(f"size {value!r} is negative: use {_forms(kind)}")
         return None if value >= UNLIMITED_AT else value
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a size: use {_forms(kind)}")
+        raise InvalidValue(f"{value!r} is not a size: use {_forms(kind)}")
     text = value.strip().lower()
     if text in _WORDS_FOR_UNLIMITED:
         return None
@@ -79,17 +82,17 @@ def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = 
     if kind == "seconds":
         match = _TIME.fullmatch(text)
         if not match or match.group("unit") not in _SECONDS:
-            raise ValueError(f"time {value!r} not understood: use {_forms(kind)}")
+            raise InvalidValue(f"time {value!r} not understood: use {_forms(kind)}")
         number, scale = match.group("number"), _SECONDS[match.group("unit")]
     else:
         match = _SIZE.fullmatch(text)
         if not match or match.group("unit") not in ("", _UNIT_LETTER[kind]) or (
                 match.group("binary") and not match.group("prefix")):
-            raise ValueError(f"{_NOUNS[kind]} {value!r} not understood: use {_forms(kind)}")
+            raise InvalidValue(f"{_NOUNS[kind]} {value!r} not understood: use {_forms(kind)}")
         number, scale = match.group("number"), _scale(match.group("prefix"), match.group("binary"))
     amount = float(number) * scale
     if not math.isfinite(amount):
-        raise ValueError(f"size {value!r} is too large: use {_forms(kind)}")
+        raise InvalidValue(f"size {value!r} is too large: use {_forms(kind)}")
     result = round(amount)
     return None if result >= UNLIMITED_AT else result
 
@@ -102,7 +105,7 @@ def parse_limit(name: str, value: str | int | None, *, whole: int | None = None)
     """
     limit = parse(value, RESOURCE_KINDS[name], whole=whole)
     if limit is None and name == "throttle":
-        raise ValueError(f"throttle {value!r}: throttle is a pause ImageMagick takes (in milliseconds), not a cap, "
+        raise InvalidValue(f"throttle {value!r}: throttle is a pause ImageMagick takes (in milliseconds), not a cap, "
                          f"so 'unlimited' would stall every command: use 0 for no pause")
     return limit
 
@@ -118,11 +121,11 @@ def _percent(original: str, number: str, kind: Kind, whole: int | None) -> int:
     try:
         share = float(number)
     except ValueError:
-        raise ValueError(f"size {original!r} not understood: use {_forms(kind)}") from None
+        raise InvalidValue(f"size {original!r} not understood: use {_forms(kind)}") from None
     if not 0 < share <= 100 or not math.isfinite(share):
-        raise ValueError(f"size {original!r} must be a percentage between 0 and 100")
+        raise InvalidValue(f"size {original!r} must be a percentage between 0 and 100")
     if whole is None:
-        raise ValueError(f"size {original!r} is a percentage, but this limit has nothing to take it of: "
+        raise InvalidValue(f"size {original!r} is a percentage, but this limit has nothing to take it of: "
                          f"use an absolute size like {_forms(kind)}")
     return round(whole * share / 100)
 
@@ -133,7 +136,7 @@ def to_magick(value: int | None, kind: Kind = "bytes") -> str:
     if value is None or value >= UNLIMITED_AT:
         return str(UNLIMITED_AT)
     if value < 0:
-        raise ValueError(f"a limit cannot be negative, got {value}")
+        raise InvalidValue(f"a limit cannot be negative, got {value}")
     if kind in ("count", "seconds") or value == 0:
         return str(value)
     for power in range(len(_PREFIXES), 0, -1):
@@ -156,14 +159,14 @@ def from_magick(text: str, kind: Kind = "bytes") -> int | None:
     if kind == "seconds":
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
         if not match or match.group(2) not in _SECONDS:
-            raise ValueError(f"ImageMagick printed a time this parser does not know: {text!r}")
+            raise InvalidValue(f"ImageMagick printed a time this parser does not know: {text!r}")
         value = round(float(match.group(1)) * _SECONDS[match.group(2)])
     else:
         if text[-1:] in ("B", "P"):  # the unit; IM prints counts as bytes ("701B") and small areas as "32000P"
             text = text[:-1]
         match = re.fullmatch(r"(\d+(?:\.\d+)?(?:e[+-]?\d+)?)([kKMGTPE])?(i)?", text)
         if not match:
-            raise ValueError(f"ImageMagick printed a {kind} value this parser does not know: {text!r}")
+            raise InvalidValue(f"ImageMagick printed a {kind} value this parser does not know: {text!r}")
         number, prefix, binary = match.groups()
         value = round(float(number) * _scale(prefix.lower() if prefix else None, binary))
     return None if value >= UNLIMITED_AT else value

@@ -13,6 +13,7 @@ import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
+from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
 from .encoder import EncodeStats, GifEncoder, cores, partial_path, writable_target
 
 _OPTIONS = {
@@ -31,7 +32,7 @@ def _parse_value(kind: type, text: str) -> Any:
     if kind is bool:
         lowered = text.strip().lower()
         if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"expected a boolean, got {text!r}")
+            raise InvalidValue(f"expected a boolean, got {text!r}")
         return lowered in ("1", "true", "yes", "on")
     return kind(text)
 
@@ -43,7 +44,7 @@ def parse_extra_args(extra_args: list[str] | tuple[str, ...] | None) -> dict[str
         key, sep, value = str(arg).partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
         if not sep or key not in _OPTIONS:
-            raise ValueError(f"extra_args entries must be key=value with key in {sorted(_OPTIONS)}, got {arg!r}")
+            raise InvalidValue(f"extra_args entries must be key=value with key in {sorted(_OPTIONS)}, got {arg!r}")
         options[key] = _parse_value(_OPTIONS[key], value)
     return options
 
@@ -132,10 +133,6 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
             self._encoder = None
 
 
-class ImageMagickFailed(RuntimeError):
-    """convert failed under the tuned writer; the message says which limit or rule stopped it and what to do."""
-
-
 def explain_failure(stderr: str, plan: Any) -> str:
     """Turn convert's stderr into what went wrong and what to do, in terms of this job's plan."""
     from .units import human
@@ -188,7 +185,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         self.plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path,
                          optimize_layers="-layers" in extra)
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Wand has started ImageMagick")  # the limits are for convert
+            warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
             self._applied = apply(**self.plan.limit_arguments(), verify=False)
         try:
             self._target = writable_target(outfile)

@@ -8,12 +8,13 @@ import pytest
 
 import importlib
 
-from magicktune import magick, units
+from magicktune import environment, magick, units
+from magicktune.errors import WandStartedWarning
 
 limits = importlib.import_module("magicktune.limits")  # the module; magicktune.limits is the context manager
 
 # Encoder tests start Wand in this process first; that warning is tested on its own, in a fresh process.
-pytestmark = pytest.mark.filterwarnings("ignore:Wand has started ImageMagick")
+pytestmark = pytest.mark.filterwarnings("ignore::magicktune.errors.WandStartedWarning")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_uncapped_resources_go_through_the_environment_only(im, clean_environmen
     with limits.limits(**{uncapped.replace("-", "_"): value}) as applied:
         assert applied.via_environment == [uncapped]
         assert applied.policy_dir is None
-        assert os.environ[limits.env_name(uncapped)] == str(value)
+        assert os.environ[environment.limit_variable(uncapped)] == str(value)
         assert im.resources()[uncapped] == value
 
 
@@ -118,7 +119,7 @@ def test_a_warning_raised_as_an_error_undoes_everything(clean_environment, monke
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warnings.filterwarnings("ignore", "Wand has started ImageMagick")
+        warnings.simplefilter("ignore", WandStartedWarning)
         with pytest.raises(limits.LimitsWarning, match="thread limit 4096 did not take effect"):
             with limits.limits(thread=4096, memory="1GiB"):
                 pass
@@ -181,7 +182,7 @@ def test_a_frame_size_imagemagick_prints_rounded_does_not_warn(im, clean_environ
     """IM6 prints width 1366 as 1.37KP: the plan's exact frame sizes must not read as 'did not take effect'."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", limits.LimitsWarning)
-        warnings.filterwarnings("ignore", "Wand has started ImageMagick")
+        warnings.simplefilter("ignore", WandStartedWarning)
         with limits.limits(width=1366, height=769, area=1366 * 769):
             assert units.same_limit(im.resources()["width"], 1366, "pixels")
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from magicktune import magick
+from magicktune import environment, magick
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -101,7 +101,7 @@ def test_missing_imagemagick_names_the_install_commands(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\nexit 1\n")
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv(magick.ENV_OVERRIDE, raising=False)
+    monkeypatch.delenv(environment.IMAGEMAGICK, raising=False)
     with pytest.raises(magick.ImageMagickNotFound) as error:
         magick.find()
     message = str(error.value)
@@ -111,7 +111,7 @@ def test_missing_imagemagick_names_the_install_commands(tmp_path, monkeypatch):
 
 def test_env_override_chooses_the_binary(monkeypatch):
     real = magick.find()
-    monkeypatch.setenv(magick.ENV_OVERRIDE, real.convert[-1] if real.major == 6 else real.convert[0])
+    monkeypatch.setenv(environment.IMAGEMAGICK, real.convert[-1] if real.major == 6 else real.convert[0])
     assert magick.find().version == real.version
 
 
@@ -122,7 +122,7 @@ def test_debian_versioned_name_is_found(tmp_path, monkeypatch):
     os.symlink(real, tmp_path / "convert-im6.q16")
     os.symlink("/usr/bin/identify-im6.q16", tmp_path / "identify-im6.q16")
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv(magick.ENV_OVERRIDE, raising=False)
+    monkeypatch.delenv(environment.IMAGEMAGICK, raising=False)
     im = magick.find()
     assert im.convert == (str(tmp_path / "convert-im6.q16"),)
     assert im.identify == (str(tmp_path / "identify-im6.q16"),)

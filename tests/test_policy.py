@@ -4,7 +4,7 @@ import stat
 import psutil
 import pytest
 
-from magicktune import magick, policy, units
+from magicktune import environment, magick, policy, units
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +286,7 @@ def test_bad_preset_files_name_the_file_and_key(tmp_path, text, key):
 def test_user_defaults_are_read_and_applied(tmp_path, monkeypatch):
     config = tmp_path / "config.yaml"
     config.write_text(f"preset: batch\ntemporary-path: {tmp_path}\nresources:\n  memory: 50%\n  thread: 4\n")
-    monkeypatch.setenv(policy.CONFIG_ENV, str(config))
+    monkeypatch.setenv(environment.CONFIG, str(config))
     assert policy.user_config_path() == config
     defaults = policy.user_defaults()
     assert defaults == {"preset": "batch", "temporary-path": str(tmp_path),
@@ -299,7 +299,7 @@ def test_user_defaults_are_read_and_applied(tmp_path, monkeypatch):
 
 
 def test_missing_user_config_means_no_defaults(tmp_path, monkeypatch):
-    monkeypatch.setenv(policy.CONFIG_ENV, str(tmp_path / "absent.yaml"))
+    monkeypatch.setenv(environment.CONFIG, str(tmp_path / "absent.yaml"))
     assert policy.user_defaults() == {}
 
 
@@ -308,7 +308,7 @@ def test_missing_user_config_means_no_defaults(tmp_path, monkeypatch):
 def test_malformed_user_config_names_the_file(tmp_path, monkeypatch, text):
     config = tmp_path / "config.yaml"
     config.write_text(text)
-    monkeypatch.setenv(policy.CONFIG_ENV, str(config))
+    monkeypatch.setenv(environment.CONFIG, str(config))
     with pytest.raises(ValueError, match=str(config)):
         policy.user_defaults()
 
@@ -333,13 +333,13 @@ def test_show_names_the_environment_when_a_variable_lowers_a_limit(im, env):
 
 def test_errors_name_where_the_bad_value_came_from(tmp_path, monkeypatch):
     config = tmp_path / "config.yaml"
-    monkeypatch.setenv(policy.CONFIG_ENV, str(tmp_path / "absent.yaml"))
+    monkeypatch.setenv(environment.CONFIG, str(tmp_path / "absent.yaml"))
     with pytest.raises(ValueError, match="^resource overrides: resources.memory: size '10 parsecs'"):
         policy.configured_preset(resources={"memory": "10 parsecs"})
     with pytest.raises(ValueError, match="^temporary_path '/nonexistent' is not a directory"):
         policy.configured_preset(temporary_path="/nonexistent")
     config.write_text("temporary-path: /nonexistent\n")
-    monkeypatch.setenv(policy.CONFIG_ENV, str(config))
+    monkeypatch.setenv(environment.CONFIG, str(config))
     with pytest.raises(ValueError, match=f"^{config}: temporary-path '/nonexistent' is not a directory"):
         policy.configured_preset()
 
@@ -347,6 +347,6 @@ def test_errors_name_where_the_bad_value_came_from(tmp_path, monkeypatch):
 def test_an_unknown_preset_in_the_user_config_names_the_config(tmp_path, monkeypatch):
     config = tmp_path / "config.yaml"
     config.write_text("preset: gifs\n")
-    monkeypatch.setenv(policy.CONFIG_ENV, str(config))
+    monkeypatch.setenv(environment.CONFIG, str(config))
     with pytest.raises(ValueError, match=f"{config}: preset: no preset named 'gifs'"):
         policy.configured_preset()
