@@ -11,11 +11,12 @@ from . import writers as _writers  # noqa: F401  (registers the matplotlib write
 from .errors import (ConfigError, EncodeError, ImageMagickError, ImageMagickFailed, ImageMagickNotFound,
                      InvalidValue, LimitsWarning, MagickTuneError, MagickTuneWarning, PolicyError, UsageError,
                      WandStartedWarning)
-from .limits import apply as apply_limits, limits, restore as restore_limits
+from .resources import apply as apply_limits, apply_resources, limits, restore as restore_limits
 from .magick import find as find_imagemagick
 from .profile import Job, Plan, plan
+from .units import UNLIMITED
 
-__all__ = ["limits", "apply_limits", "restore_limits", "plan", "Plan", "Job", "find_imagemagick",
+__all__ = ["limits", "apply_limits", "apply_resources", "restore_limits", "UNLIMITED", "plan", "Plan", "Job", "find_imagemagick",
            "MagickTuneError", "InvalidValue", "UsageError", "ConfigError", "PolicyError", "ImageMagickNotFound",
            "ImageMagickError", "ImageMagickFailed", "EncodeError", "MagickTuneWarning", "LimitsWarning",
            "WandStartedWarning"]

@@ -1,6 +1,7 @@
 """The `magicktune` command: profile this ImageMagick, plan a job, write policies, encode raw streams.
 
-Human output by default, --json for scripts; every error is one line and a non-zero exit.
+Human output by default, --json for scripts; every error in what was asked is one line and a non-zero exit,
+while a bug shows its traceback.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import platformdirs
 
 from . import __version__, environment, magick, policy, profile, units
 from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
-from .errors import UsageError
-from .limits import Route
+from .errors import MagickTuneError, UsageError
+from .resources import Route
 
 
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
@@ -39,15 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
-    except (ValueError, OSError, RuntimeError) as error:
+    except (MagickTuneError, OSError) as error:  # what the user gave or the machine has; anything else is a bug
         print(f"magicktune: error: {error}", file=sys.stderr)
         return 1
-    except Exception as error:
-        if os.environ.get("MAGICKTUNE_DEBUG"):
-            raise
-        print(f"magicktune: internal error: {type(error).__name__}: {error} (a bug: please report it; "
-              "MAGICKTUNE_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -243,6 +238,7 @@ def run_apply(args: argparse.Namespace) -> int:
     optimize = {"yes": True, "no": False}.get(args.optimize_layers)
     if optimize is None:
         optimize = profile.matplotlib_optimizes_layers()
+    temp_dir: str | None
     if args.temp_dir:
         temp_dir = profile.checked_temporary_path(args.temp_dir, "--temp-dir")
     else:
@@ -276,8 +272,8 @@ def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directo
     env[CONFIGURE_PATH] = prepend_configure_path(directory, env.get(CONFIGURE_PATH))
     in_force = im.resources(env=env)
     short: dict[str, str] = {}
-    for name, wanted in plan.limits.items():
-        got, kind = in_force.get(name), units.RESOURCE_KINDS[name]
+    for name, limit in plan.limits.items():
+        got, wanted, kind = in_force.get(name), units.reading(limit), units.RESOURCE_KINDS[name]
         if name == "thread" or got is None or wanted is None or got >= wanted:
             continue
         if units.same_limit(got, wanted, kind):
@@ -324,7 +320,7 @@ def report(plan: profile.Plan) -> str:
         f"job          {_job_words(job)}{stream}",
         f"imagemagick  {plan.imagemagick}, {cache.bytes_per_pixel} bytes a pixel in cache",
     ]
-    if cache.read_bytes is not None:
+    if cache.read_bytes is not None and job.frames is not None:
         layers = (f", up to {human(cache.peak_bytes)} with -layers OptimizePlus" if cache.optimize_layers
                   else "")
         lines.append(f"pixel cache  {human(cache.read_bytes)} while reading, {human(cache.gif_bytes)} while "
@@ -348,15 +344,16 @@ def report(plan: profile.Plan) -> str:
     return "\n".join(lines)
 
 
-def _python_literal(value: int | None, kind: units.Kind) -> str:
-    if value is None:
+def _python_literal(value: units.Limit, kind: units.Kind) -> str:
+    if value is units.UNLIMITED:
         return "'unlimited'"
     return str(value) if kind == "count" else repr(units.to_magick(value, kind))
 
 
 def shell_exports(plan: profile.Plan, im: magick.ImageMagick, output: str | None) -> str:
     """`export` lines that put the plan in force for every ImageMagick the shell starts."""
-    route = Route.of(plan.limits, plan.temporary_path, im.policy_rules())
+    requested = {name: units.reading(value) for name, value in plan.limits.items()}
+    route = Route.of(requested, plan.temporary_path, im.policy_rules())
     lines = [f"# magicktune: {_job_words(plan.job)}; {'; '.join(plan.warnings[:1])}"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in route.variables.items()]
     if route.needs_policy:

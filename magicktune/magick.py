@@ -205,11 +205,12 @@ def _probe(binary: str) -> ImageMagick | None:
         facts = parse_version(result.stdout)
     except ValueError:
         return None
+    identify: tuple[str, ...]
     if Path(binary).name.startswith("magick"):
-        convert, identify = (binary,), (binary, "identify")
+        identify = (binary, "identify")
     else:
-        identify_binary = _sibling(binary, "identify")
-        convert, identify = (binary,), (identify_binary,)
+        identify = (_sibling(binary, "identify"),)
+    convert = (binary,)
     return ImageMagick(convert=convert, identify=identify, version_text=result.stdout, **facts)
 
 

@@ -13,6 +13,7 @@ import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -160,7 +161,7 @@ class Cache:
         """The most the job can hold at once. `-layers OptimizePlus` (matplotlib's default convert_args) builds
         an optimized copy of the frame list while the one read stays: both lists when every pixel changes.
         The copy is cropped to what changed, so most jobs hold less (the seed job: 9.3 GB measured)."""
-        if self.gif_bytes is None:
+        if self.gif_bytes is None or self.read_bytes is None:
             return None
         return self.gif_bytes + (self.read_bytes if self.optimize_layers else 0)
 
@@ -175,23 +176,24 @@ class Plan:
     cache: Cache
     current_limits: dict[str, int | None]
     frames_that_fit_now: int | None
-    limits: dict[str, int | None]
+    limits: dict[str, units.Limit]
     temporary_path: str
     engine: str
     convert_fits: str
     streaming_bytes: int
     warnings: list[str] = field(default_factory=list)
 
-    def limit_arguments(self) -> dict:
+    def limit_arguments(self) -> dict[str, Any]:
         """Keyword arguments for magicktune.limits: `with limits(**plan.limit_arguments()): ...`."""
-        arguments = {name.replace("-", "_"): value for name, value in self.limits.items()}
-        arguments["list_length"] = arguments.get("list_length") or "unlimited"
+        arguments: dict[str, Any] = {name.replace("-", "_"): value for name, value in self.limits.items()}
         return {**arguments, "temporary_path": self.temporary_path}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The plan for --json: unlimited as null, like every other reading."""
         data = asdict(self)
         data["job"]["stream_bytes"] = self.job.stream_bytes
         data["cache"]["peak_bytes"] = self.cache.peak_bytes
+        data["limits"] = {name: units.reading(value) for name, value in self.limits.items()}
         return data
 
 
@@ -219,11 +221,11 @@ def plan(job: Job, imagemagick: magick.ImageMagick | None = None, *, temporary_p
         memory, disk, fits = memory_budget, need, "disk"
     else:
         memory, disk, fits = memory_budget, need, "no"
-    limits = {
+    limits: dict[str, units.Limit] = {
         "memory": _round_up(memory),
         "map": _round_up(max(memory, need or 0)),
         "disk": _round_up(disk),
-        "list-length": None if job.frames is None else job.frames + 1,
+        "list-length": units.UNLIMITED if job.frames is None else job.frames + 1,
         "thread": machine.cpus,
     }
     for name, needed in (("area", job.pixels_per_frame), ("width", job.width), ("height", job.height)):
@@ -246,14 +248,15 @@ def frames_that_fit(cache: Cache, current: dict[str, int | None]) -> int | None:
     memory, disk = current.get("memory"), current.get("disk")
     if memory is not None and disk is not None:
         bounds.append((memory + disk) // cache.per_frame_read)
-    if current.get("list-length") is not None:
-        bounds.append(current["list-length"] - 1)
+    list_length = current.get("list-length")
+    if list_length is not None:
+        bounds.append(list_length - 1)
     return min(bounds) if bounds else None
 
 
-def _round_up(value: int | None, step: int = 10**6) -> int | None:
+def _round_up(value: int, step: int = 10**6) -> int:
     """Round a byte count up to whole megabytes, so limits read as '9330MB' rather than 23 digits."""
-    return None if value is None else -(-value // step) * step
+    return -(-value // step) * step
 
 
 def _warnings(p: Plan, need: int | None) -> list[str]:

@@ -7,13 +7,38 @@ ImageMagick reads back to the same number; `from_magick` reads what `-list resou
 
 from __future__ import annotations
 
+import enum
 import math
 import re
-from typing import Literal
+from typing import Literal, Union
 
 from .errors import InvalidValue
 
 Kind = Literal["bytes", "pixels", "count", "seconds"]
+
+
+class Unlimited(enum.Enum):
+    """The explicit "no cap" in a mapping of limits, where a resource left out is left as it is."""
+
+    UNLIMITED = "unlimited"
+
+    def __repr__(self) -> str:
+        return "UNLIMITED"
+
+
+UNLIMITED = Unlimited.UNLIMITED
+#: One resource's limit in a mapping of limits: a number in the resource's unit, or UNLIMITED.
+Limit = Union[int, Literal[Unlimited.UNLIMITED]]
+
+
+def reading(limit: Limit | None) -> int | None:
+    """A limit as readings hold it elsewhere in magicktune: None for unlimited."""
+    return None if limit is UNLIMITED else limit
+
+
+def limit(value: int | None) -> Limit:
+    """A reading (None for unlimited) as a limit for a mapping of limits."""
+    return UNLIMITED if value is None else value
 
 #: The kind of quantity each ImageMagick resource limit holds.
 RESOURCE_KINDS: dict[str, Kind] = {
@@ -58,13 +83,13 @@ def _forms(kind: Kind) -> str:
     return f"{examples}, or 'unlimited'"
 
 
-def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = None) -> int | None:
+def parse(value: str | Limit | None, kind: Kind = "bytes", *, whole: int | None = None) -> int | None:
     """Read a limit the way a person means it; None means unlimited.
 
     Prefixes are case-insensitive ("10gb" is 10**10), "i" makes them binary, "50%" is that share of
     `whole` (physical RAM for memory and map, the temp disk's free space for disk).
     """
-    if value is None:
+    if value is None or value is UNLIMITED:
         return None
     if isinstance(value, bool):
         raise InvalidValue(f"{value!r} is not a size: use {_forms(kind)}")
@@ -97,7 +122,7 @@ def parse(value: str | int | None, kind: Kind = "bytes", *, whole: int | None = 
     return None if result >= UNLIMITED_AT else result
 
 
-def parse_limit(name: str, value: str | int | None, *, whole: int | None = None) -> int | None:
+def parse_limit(name: str, value: str | Limit | None, *, whole: int | None = None) -> int | None:
     """Read the limit of one resource by name (`parse` for its kind); None means unlimited.
 
     Throttle is not a cap but a pause (milliseconds ImageMagick sleeps every 32 pixel-cache requests, and a
@@ -130,10 +155,10 @@ def _percent(original: str, number: str, kind: Kind, whole: int | None) -> int:
     return round(whole * share / 100)
 
 
-def to_magick(value: int | None, kind: Kind = "bytes") -> str:
+def to_magick(value: Limit | None, kind: Kind = "bytes") -> str:
     """Write a limit so ImageMagick reads it back to exactly this number (never the word "unlimited")."""
     unit = _UNIT_LETTER[kind].upper()
-    if value is None or value >= UNLIMITED_AT:
+    if value is None or value is UNLIMITED or value >= UNLIMITED_AT:
         return str(UNLIMITED_AT)
     if value < 0:
         raise InvalidValue(f"a limit cannot be negative, got {value}")
@@ -209,9 +234,9 @@ def same_limit(got: int | None, wanted: int | None, kind: Kind = "bytes") -> boo
     return abs(got - wanted) <= wanted * 5 * 10.0 ** -_PRINTED_DIGITS[kind]
 
 
-def human(value: int | None, kind: Kind = "bytes") -> str:
+def human(value: Limit | None, kind: Kind = "bytes") -> str:
     """A short decimal reading for reports: "3.73 GB", "128 MP", "3001", "unlimited"."""
-    if value is None:
+    if value is None or value is UNLIMITED:
         return "unlimited"
     if kind == "count":
         return str(value)

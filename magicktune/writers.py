@@ -175,8 +175,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         self._partial: str | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
-        from .limits import apply
         from .profile import Job, plan
+        from .resources import apply_resources
 
         dpi = fig.dpi if dpi is None else dpi
         width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
@@ -186,7 +186,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
                          optimize_layers="-layers" in extra)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
-            self._applied = apply(**self.plan.limit_arguments(), verify=False)
+            self._applied = apply_resources(self.plan.limits, temporary_path=self.plan.temporary_path, verify=False)
         try:
             self._target = writable_target(outfile)
             self._partial = partial_path(self._target)
@@ -225,7 +225,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         self._release()
 
     def _release(self) -> None:
-        from .limits import restore
+        from .resources import restore
 
         if self._partial is not None:
             with contextlib.suppress(FileNotFoundError):

@@ -6,12 +6,11 @@ import warnings
 
 import pytest
 
-import importlib
 
 from magicktune import environment, magick, units
 from magicktune.errors import WandStartedWarning
 
-limits = importlib.import_module("magicktune.limits")  # the module; magicktune.limits is the context manager
+from magicktune import resources as limits
 
 # Encoder tests start Wand in this process first; that warning is tested on its own, in a fresh process.
 pytestmark = pytest.mark.filterwarnings("ignore::magicktune.errors.WandStartedWarning")

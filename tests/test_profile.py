@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from magicktune import magick, profile
+from magicktune import magick, profile, units
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEBIAN_LIMITS = magick.parse_list_resource((FIXTURES / "im6/list-resource.txt").read_text())
@@ -53,7 +53,7 @@ def test_spill_and_no_fit_are_said_in_plain_words():
 def test_unknown_frame_count_sizes_to_the_machine():
     plan = profile.plan(profile.Job(432, 720), imagemagick_from("im6/version.txt"), current_limits=DEBIAN_LIMITS,
                         machine=roomy_machine())
-    assert plan.limits["list-length"] is None
+    assert plan.limits["list-length"] is units.UNLIMITED
     assert plan.convert_fits == "unknown"
     assert plan.limits["memory"] == pytest.approx(32e9 * profile.RAM_SHARE, rel=1e-3)
 

@@ -17,10 +17,12 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Union
 
 import psutil
 
@@ -73,19 +75,24 @@ class Route:
                                      "comes from the policy files loaded after this one.")
 
 
-def parse_request(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
-                  thread=None, time=None, file=None, throttle=None, *,
-                  temporary_path: str | os.PathLike | None = None) -> dict[str, int | None]:
-    """Read keyword limits into {resource: value}; "50%" of RAM for memory and map, of free temp disk for disk."""
-    requested = {"memory": memory, "map": map, "disk": disk, "area": area, "width": width, "height": height,
-                 "list-length": list_length, "thread": thread, "time": time, "file": file, "throttle": throttle}
+#: A mapping of limits: resource name ("memory", "list-length", ...) to a limit; a resource left out is left as
+#: it is. Values are numbers in the resource's unit, UNLIMITED, or text units.parse reads ("10GB", "50%").
+Limits = Mapping[str, Union[units.Limit, str]]
+#: The keyword fronts' names, in ImageMagick's resource names (list_length is "list-length").
+_KEYWORDS = {name.replace("-", "_"): name for name in units.RESOURCE_KINDS}
+
+
+def parse_request(resources: Limits, *, temporary_path: str | os.PathLike[str] | None = None
+                  ) -> dict[str, int | None]:
+    """Read a mapping of limits into {resource: value}, None meaning unlimited; "50%" of RAM for memory and map,
+    of free temp disk for disk."""
     temp = tempfile.gettempdir() if temporary_path is None else profile.checked_temporary_path(temporary_path)
     ram = psutil.virtual_memory().total
     wholes = {"memory": ram, "map": ram, "disk": _free_space(temp)}
     parsed = {}
-    for name, value in requested.items():
-        if value is None:
-            continue
+    for name, value in resources.items():
+        if name not in units.RESOURCE_KINDS:
+            raise InvalidValue(f"unknown resource {name!r}: use one of {', '.join(units.RESOURCE_KINDS)}")
         try:
             parsed[name] = units.parse_limit(name, value, whole=wholes.get(name))
         except ValueError as error:
@@ -93,19 +100,17 @@ def parse_request(memory=None, map=None, disk=None, area=None, width=None, heigh
     return parsed
 
 
-def apply(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
-          thread=None, time=None, file=None, throttle=None, *, temporary_path: str | os.PathLike | None = None,
-          imagemagick: magick.ImageMagick | None = None, environ: MutableMapping[str, str] | None = None,
-          verify: bool = True) -> AppliedLimits:
+def apply_resources(resources: Limits, *, temporary_path: str | os.PathLike[str] | None = None,
+                    imagemagick: magick.ImageMagick | None = None, environ: MutableMapping[str, str] | None = None,
+                    verify: bool = True) -> AppliedLimits:
     """Set these limits for every ImageMagick started from now on; undo with `restore`.
 
-    Sizes take units.parse forms ("10GB", "8GiB", "50%", "unlimited"). `verify` asks ImageMagick
+    `resources` maps resource names to limits (a plan's `limits` as it is). `verify` asks ImageMagick
     afterwards and warns about any limit that is not in force.
     """
     environ = os.environ if environ is None else environ
     temp = None if temporary_path is None else profile.checked_temporary_path(temporary_path)
-    requested = parse_request(memory, map, disk, area, width, height, list_length, thread, time, file,
-                              throttle, temporary_path=temp)
+    requested = parse_request(resources, temporary_path=temp)
     im = imagemagick or magick.find()
     route = Route.of(requested, temp, im.policy_rules(env=environ))
     _warn_beyond_machine(requested, temp)
@@ -138,16 +143,43 @@ def restore(applied: AppliedLimits) -> None:
     applied.restored = True
 
 
+Size = Union[units.Limit, str, None]
+
+
+def keyword_limits(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None,
+                   width: Size = None, height: Size = None, list_length: Size = None, thread: Size = None,
+                   time: Size = None, file: Size = None, throttle: Size = None) -> dict[str, units.Limit | str]:
+    """The keyword fronts' arguments as a mapping of limits: None (the default) leaves a resource out."""
+    given = {"memory": memory, "map": map, "disk": disk, "area": area, "width": width, "height": height,
+             "list_length": list_length, "thread": thread, "time": time, "file": file, "throttle": throttle}
+    return {_KEYWORDS[key]: value for key, value in given.items() if value is not None}
+
+
+def apply(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None, width: Size = None,
+          height: Size = None, list_length: Size = None, thread: Size = None, time: Size = None,
+          file: Size = None, throttle: Size = None, *, temporary_path: str | os.PathLike[str] | None = None,
+          imagemagick: magick.ImageMagick | None = None, environ: MutableMapping[str, str] | None = None,
+          verify: bool = True) -> AppliedLimits:
+    """`apply_resources` with one keyword a resource; None leaves it alone, "unlimited" lifts its cap.
+
+    Sizes take units.parse forms ("10GB", "8GiB", "50%", "unlimited").
+    """
+    requested = keyword_limits(memory, map, disk, area, width, height, list_length, thread, time, file, throttle)
+    return apply_resources(requested, temporary_path=temporary_path, imagemagick=imagemagick, environ=environ,
+                           verify=verify)
+
+
 @contextmanager
-def limits(memory=None, map=None, disk=None, area=None, width=None, height=None, list_length=None,
-           thread=None, time=None, file=None, throttle=None, *, temporary_path: str | os.PathLike | None = None,
+def limits(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None, width: Size = None,
+           height: Size = None, list_length: Size = None, thread: Size = None, time: Size = None,
+           file: Size = None, throttle: Size = None, *, temporary_path: str | os.PathLike[str] | None = None,
            imagemagick: magick.ImageMagick | None = None, verify: bool = True) -> Iterator[AppliedLimits]:
     """`with limits(memory="10GB", disk="50GB"): ani.save(..., writer="imagemagick")` — restored on exit.
 
     Nests; changes os.environ for the whole process while active (not thread-local).
     """
-    applied = apply(memory, map, disk, area, width, height, list_length, thread, time, file, throttle,
-                    temporary_path=temporary_path, imagemagick=imagemagick, verify=verify)
+    requested = keyword_limits(memory, map, disk, area, width, height, list_length, thread, time, file, throttle)
+    applied = apply_resources(requested, temporary_path=temporary_path, imagemagick=imagemagick, verify=verify)
     try:
         yield applied
     finally:
@@ -209,7 +241,8 @@ def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> Non
 
 def _caller_level() -> int:
     """The stacklevel that points a warning at the first frame outside magicktune (and contextlib)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     package = str(Path(__file__).parent)
     while frame is not None and (frame.f_code.co_filename.startswith(package)
                                  or frame.f_code.co_filename.endswith("contextlib.py")):
