@@ -1,4 +1,5 @@
-"""The animations being saved: ``seed`` (the Stack Overflow question's scatter) and ``field`` (a smooth imshow).
+"""The animations being saved: ``seed`` (the Stack Overflow question's scatter), ``field`` (a smooth imshow),
+``lines`` (a line plot with legend, grid and a changing title) and ``photo`` (a photograph panned and zoomed).
 
 Each frame is a pure function of its index, so every case (and the raw dump used as the PSNR reference)
 renders bit-identical frames, however often matplotlib calls the update function.
@@ -51,6 +52,63 @@ def _field_animation(n_frames: int) -> Any:
     return animation.FuncAnimation(fig, update, frames=n_frames, blit=True)
 
 
+def _lines_animation(n_frames: int) -> Any:
+    """800x600 line plot: three sine waves travelling, a legend, a grid and a title that changes every frame."""
+    import matplotlib.pyplot as plt
+    from matplotlib import animation
+
+    x = np.linspace(0.0, 4.0 * np.pi, 400)
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
+    lines = [ax.plot(x, np.sin(x + k), label=f"phase {k}")[0] for k in range(3)]
+    ax.set_xlim(0.0, 4.0 * np.pi)
+    ax.set_ylim(-1.6, 1.6)
+    ax.grid(True)
+    ax.legend(loc="upper right")
+    ax.set_xlabel("x")
+    ax.set_ylabel("amplitude")
+    title = ax.set_title("t = 0.000 s")
+
+    def update(i: int) -> tuple[Any, ...]:
+        t = i / FPS
+        for k, line in enumerate(lines):
+            line.set_ydata((1.0 + 0.3 * k) * np.sin(x - 2.0 * t + k) * np.exp(-0.05 * x))
+        title.set_text(f"t = {t:.3f} s")
+        return (*lines, title)
+
+    return animation.FuncAnimation(fig, update, frames=n_frames, blit=True)
+
+
+def _photo_animation(n_frames: int) -> Any:
+    """640x480 full-bleed imshow of matplotlib's sample photograph, panned and slowly zoomed: many colours."""
+    import matplotlib.pyplot as plt
+    from matplotlib import animation, cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as stream:
+        photo = plt.imread(stream)
+    height, width = photo.shape[:2]
+    fig = plt.figure(figsize=(6.4, 4.8), dpi=100)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_axis_off()
+    ax.imshow(photo, interpolation="bilinear", aspect="auto")
+
+    def view(i: int) -> None:
+        s = i / 300.0  # one pan-and-zoom cycle per 300 frames, whatever the length
+        zoom = 1.0 + 0.6 * (0.5 - 0.5 * np.cos(2.0 * np.pi * s))
+        span_x, span_y = width / zoom, height / zoom
+        cx = width / 2 + 0.5 * (width - span_x) * np.sin(2.0 * np.pi * s)
+        cy = height / 2 + 0.5 * (height - span_y) * np.sin(4.0 * np.pi * s)
+        ax.set_xlim(cx - span_x / 2, cx + span_x / 2)
+        ax.set_ylim(cy + span_y / 2, cy - span_y / 2)
+
+    view(0)
+
+    def update(i: int) -> tuple[Any, ...]:
+        view(i)
+        return ()
+
+    return animation.FuncAnimation(fig, update, frames=n_frames)
+
+
 WORKLOADS: dict[str, Workload] = {
     "seed": Workload("seed", (432, 720), FPS,
                      "6x10 in @72 dpi, axis equal, scatter of 5000 points (s=4, alpha=0.25) converging to a ring",
@@ -58,4 +116,10 @@ WORKLOADS: dict[str, Workload] = {
     "field": Workload("field", (640, 480), FPS,
                       "640x480 viridis imshow of a smooth drifting 2D field (palette-heavy)",
                       _field_animation),
+    "lines": Workload("lines", (800, 600), FPS,
+                      "800x600 line plot: three travelling waves, legend, grid, a title that changes every frame",
+                      _lines_animation),
+    "photo": Workload("photo", (640, 480), FPS,
+                      "640x480 imshow of matplotlib's sample photograph, panned and zoomed (many colours)",
+                      _photo_animation),
 }
