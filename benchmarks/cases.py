@@ -32,7 +32,9 @@ class Case:
 
 CASES: dict[str, Case] = {c.name: c for c in [
     # -- end-to-end: render every frame and save (ani.save(..., writer=...)) --
-    Case("render_only", E2E, "render only (floor: draw every frame, save nothing)"),
+    Case("render_only", E2E, "floor: update + one canvas draw + read the buffer per frame, save nothing"),
+    Case("null_savefig", E2E, "ani.save with a writer that savefigs to /dev/null: draw_idle + savefig, two draws a frame",
+         max_frames=300),
     Case("dump_raw", E2E, "render + write raw RGBA stream (reference for encode-only and PSNR)"),
     Case("mpl_imagemagick", E2E, "matplotlib ImageMagickWriter, stock policy (what users do now)",
          needs=("convert",)),
@@ -44,6 +46,8 @@ CASES: dict[str, Case] = {c.name: c for c in [
     Case("mpl_ffmpeg", E2E, "matplotlib FFMpegWriter (palettegen/paletteuse)", needs=("ffmpeg",), max_frames=300),
     Case("mt_imagemagick_tuned", E2E, "magicktune writer 'imagemagick_tuned' (given frames=N)", needs=("magicktune.writers",)),
     Case("mt_magicktune", E2E, "magicktune writer 'magicktune'", needs=("magicktune.writers",)),
+    Case("mt_magicktune_blit", E2E, "magicktune writer 'magicktune', blit=True (animated artists on a cached background)",
+         needs=("magicktune.writers",)),
     # -- encode-only: the raw stream piped to an encoder, as matplotlib would pipe it --
     Case("convert_stock", ENCODE, "convert exactly as matplotlib runs it, stock policy", needs=("convert",)),
     Case("convert_env", ENCODE, "same + export MAGICK_MEMORY_LIMIT=4294967296 (online advice)",

@@ -7,12 +7,14 @@ Writes {"status": "ok"|"failed"|"unavailable", "wall_s", "error"} to RESULT_JSON
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 from matplotlib import animation  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 
 from benchmarks.workloads import WORKLOADS  # noqa: E402
 
 
 class RawWriter(animation.AbstractMovieWriter):
-    """Writes each frame's RGBA bytes, exactly as matplotlib pipes them, to a file (or /dev/null)."""
+    """Writes each frame's RGBA bytes, exactly as matplotlib pipes them, to a file (or /dev/null): savefig after
+    Animation.save's draw_idle, two draws a frame, as every savefig-based writer pays."""
 
     def setup(self, fig: Any, outfile: Any, dpi: float | None = None) -> None:
         super().setup(fig, outfile, dpi=dpi)
@@ -39,6 +43,36 @@ class RawWriter(animation.AbstractMovieWriter):
         self._sink.close()
 
 
+class FloorWriter(animation.AbstractMovieWriter):
+    """The least any writer must do: per frame one canvas draw (animated artists too, as when saving) and a read of
+    the buffer. ``Animation.save`` ends each update in ``canvas.draw_idle()``, which on Agg is a second full draw;
+    this writer makes it a no-op while it saves, so the update and this writer's draw are all that is timed."""
+
+    @contextlib.contextmanager
+    def saving(self, fig: Any, outfile: Any, dpi: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        canvas = fig.canvas
+        canvas.draw_idle = lambda *a, **k: None
+        try:
+            with super().saving(fig, outfile, dpi, *args, **kwargs) as writer:
+                yield writer
+        finally:
+            del canvas.draw_idle
+
+    def setup(self, fig: Any, outfile: Any, dpi: float | None = None) -> None:
+        super().setup(fig, outfile, dpi=dpi)
+        if self.dpi != fig.dpi:
+            raise ValueError("the floor draws at the figure's dpi")
+        self.checksum = 0
+
+    def grab_frame(self, **savefig_kwargs: Any) -> None:
+        canvas = self.fig.canvas
+        FigureCanvasAgg.draw(canvas)  # Animation.save has set canvas._is_saving: animated artists are drawn
+        self.checksum ^= hash(bytes(canvas.buffer_rgba()))  # read every byte, keep nothing
+
+    def finish(self) -> None:
+        pass
+
+
 class Unavailable(Exception):
     """The writer's module does not exist yet."""
 
@@ -46,6 +80,8 @@ class Unavailable(Exception):
 def make_writer(case: str, fps: int, frames: int) -> tuple[Any, str | None]:
     """(writer, forced outfile) for an end-to-end case; imports happen here, before timing."""
     if case == "render_only":
+        return FloorWriter(fps=fps), os.devnull
+    if case == "null_savefig":
         return RawWriter(fps=fps), os.devnull
     if case == "dump_raw":
         return RawWriter(fps=fps), None
@@ -63,8 +99,10 @@ def make_writer(case: str, fps: int, frames: int) -> tuple[Any, str | None]:
                 raise Unavailable(str(exc)) from exc
             raise
         name = case.removeprefix("mt_")
-        if not animation.writers.is_available(name):
+        if not animation.writers.is_available(name.removesuffix("_blit")):
             raise Unavailable(f"matplotlib writer {name!r} not registered by magicktune.writers")
+        if name == "magicktune_blit":
+            return animation.writers["magicktune"](fps=fps, blit=True), None
         cls = animation.writers[name]
         if "frames" in inspect.signature(cls).parameters:
             return cls(fps=fps, frames=frames), None  # lets the writer size its limits for the job

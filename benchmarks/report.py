@@ -39,7 +39,7 @@ def _row(r: dict[str, Any]) -> str:
     rss = _num(r.get("peak_rss_mb"), ",.0f") if r.get("status") in ("ok", "failed") else "–"
     cpu = _num(r.get("cpu_s"), ".1f") if r.get("status") in ("ok", "failed") else "–"
     return (f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {cpu} | {rss} | "
-            f"{'–' if not size or r['case'] == 'render_only' else f'{size / 1e6:.1f}'} | {psnr} | {play} |")
+            f"{'–' if not size or r['case'] in ('render_only', 'null_savefig') else f'{size / 1e6:.1f}'} | {psnr} | {play} |")
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -100,7 +100,7 @@ def compact(doc: dict[str, Any], kind: str = E2E) -> str:
                     key=lambda g: (list(doc["workloads"]).index(g[0]), g[1]))
     by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
     names = [n for n, c in CASES.items() if c.kind == kind and any(r["case"] == n for r in doc["results"])]
-    ref = "× render-only" if kind == E2E else "× tuned convert"
+    ref = "× floor" if kind == E2E else "× tuned convert"
     head = ["case"]
     for workload, frames in groups:
         head += [f"{workload} {frames}: s ({ref})", "peak MB", "GIF MB", "PSNR mean / min dB"]
@@ -117,7 +117,7 @@ def summary_md(doc: dict[str, Any]) -> str:
     """The README block: machine, then compact end-to-end and encode-only tables."""
     return (f"Machine: {summary(doc['machine'])}; load average {doc['machine'].get('load_avg_at_start')} "
             f"at start ({doc.get('mode')} run, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n\n"
-            f"End-to-end (render + save; ratio to rendering alone):\n\n{compact(doc, E2E)}\n"
+            f"End-to-end (render + save; ratio to the floor, `render_only`: update + one draw a frame):\n\n{compact(doc, E2E)}\n"
             f"Encode-only (the raw RGBA stream matplotlib would pipe; ratio to `convert` with limits raised "
             f"in policy.xml):\n\n{compact(doc, 'encode')}")
 
@@ -125,12 +125,12 @@ def summary_md(doc: dict[str, Any]) -> str:
 # One colour per case, alike within a family: greys for the floor, oranges for ImageMagick as matplotlib runs
 # it, greens for Pillow, reds for ffmpeg, blues/purples for magicktune.
 COLORS = {
-    "render_only": "black", "dump_raw": "dimgray",
+    "render_only": "black", "null_savefig": "darkgray", "dump_raw": "dimgray",
     "mpl_imagemagick": "#e6550d", "mpl_imagemagick_env": "#fd8d3c", "mpl_imagemagick_policy": "#a63603",
     "convert_stock": "#e6550d", "convert_env": "#fd8d3c", "convert_policy": "#a63603",
     "mpl_pillow": "#31a354", "pillow_encode": "#31a354",
     "mpl_ffmpeg": "#de2d26", "ffmpeg_encode": "#de2d26",
-    "mt_imagemagick_tuned": "#756bb1", "mt_magicktune": "#3182bd",
+    "mt_imagemagick_tuned": "#756bb1", "mt_magicktune": "#3182bd", "mt_magicktune_blit": "#6baed6",
     "mt_encode": "#3182bd", "mt_encode_stream": "#08519c",
 }
 
@@ -158,7 +158,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                 continue
             style: dict[str, Any] = dict(color=COLORS.get(name, "tab:gray"),
                                          linestyle="-" if CASES[name].kind == E2E else "--")
-            if name in ("render_only", "dump_raw"):
+            if name in ("render_only", "null_savefig", "dump_raw"):
                 style.update(linewidth=2.5 if name == "render_only" else 1.5,
                              linestyle="-" if name == "render_only" else ":")
             elif name.startswith("mt_"):
