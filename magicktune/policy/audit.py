@@ -68,7 +68,7 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
                                    f"(domains: {', '.join(KNOWN_DOMAINS)})")]
     if rule.domain in SECURITY_DOMAINS:
         missing = [key for key in ("rights", "pattern") if getattr(rule, key) is None]
-        if missing:
+        if missing or rule.pattern is None:
             return [Finding("error", f"{where}: no {' or '.join(missing)}, so this rule matches nothing")]
         if granted_rights(rule.rights) is None:
             return [Finding("error", f"{where} {rule.pattern}: rights {rule.rights!r} is not none, read, write, "
@@ -159,8 +159,8 @@ def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, s
             named[rule.name] = rule
     for name, rule in named.items():
         kind = units.RESOURCE_KINDS[name]
-        reads = units.as_imagemagick_reads(rule.value or "")
-        reads = None if reads >= units.UNLIMITED_AT else reads
+        read_as = units.as_imagemagick_reads(rule.value or "")
+        reads = None if read_as >= units.UNLIMITED_AT else read_as
         got = in_force.get(name)
         message = f"{name}: value {rule.value!r}, ImageMagick runs with {units.human(got, kind)}"
         previous = system_caps.get(name)

@@ -81,7 +81,8 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
         else:
             source = "ImageMagick's default"
         settings.append(ResourceSetting(name, value, source))
-    temp = next(((r.value, r.path) for r in rules if r.domain == "resource" and r.name == TEMPORARY_PATH_RESOURCE), None)
+    temp = next(((r.value, r.path) for r in rules
+                 if r.domain == "resource" and r.name == TEMPORARY_PATH_RESOURCE and r.value is not None), None)
     if temp is None and environ.get(environment.TEMPORARY_PATH):
         temp = (environ[environment.TEMPORARY_PATH], f"${environment.TEMPORARY_PATH}")
     security = [rule for rule in rules if rule.domain in SECURITY_DOMAINS and rule.rights is not None]

@@ -48,7 +48,7 @@ def read(path: str | os.PathLike) -> list[PolicyRule]:
     ]
 
 
-def render(resources: Mapping[str, int | None], *, temporary_path: str | None = None,
+def render(resources: Mapping[str, units.Limit | None], *, temporary_path: str | None = None,
            rules: Iterable[PolicyRule] = (), comment: str | None = None) -> str:
     """A policy.xml restating these resource limits (and optional extra rules), in ImageMagick's own syntax."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
