@@ -138,7 +138,7 @@ def test_patterns_match_case_sensitively_as_imagemagick_does(im, env, tmp_path):
         result = im.run(["rose:", str(tmp_path / "x.gif")], env=override_env(env, directory), check=False)
         assert ("security policy" in result.stderr) == blocked
         rules = policy.read(directory / "policy.xml")
-        assert (policy._decision(rules, "coder", "GIF") == frozenset()) == blocked
+        assert (policy.rights.decision(rules, "coder", "GIF") == frozenset()) == blocked
     lowercase = policy.check(tmp_path / "gif" / "policy.xml", im)
     assert any(f.level == "warning" and "write 'GIF'" in f.message for f in lowercase)
 
