@@ -1,4 +1,8 @@
-"""matplotlib movie writers: writer='magicktune' streams frames into GifEncoder; importing this module registers it."""
+"""matplotlib movie writers: writer='magicktune' streams frames into GifEncoder; importing this module registers it.
+
+Both writers take their frames through FrameCapture (magicktune.capture): one draw a frame instead of
+Animation.save's two, the bytes savefig would give.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,13 @@ import contextlib
 import os
 import subprocess
 import warnings
-from io import BytesIO
 from typing import Any, Iterator
 
 import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
+from .capture import FrameCapture
 from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
 from .encoder import EncodeStats, GifEncoder, cores, partial_path, writable_target
 
@@ -26,6 +30,13 @@ _OPTIONS = {
     "magick_threads": int,
     "treedepth": int,
 }
+#: Options of the writer itself rather than of its encoder, also accepted in extra_args.
+_WRITER_OPTIONS = {
+    "blit": bool,       # composite the animated artists on a cached background (FrameCapture)
+    "progress": bool,   # a progress bar on stderr or in the notebook
+    "frames": int,      # frames to come, for the bar's time left (found from the animation when it can be)
+}
+_KNOWN = {**_OPTIONS, **_WRITER_OPTIONS}
 
 
 def _parse_value(kind: type, text: str) -> Any:
@@ -38,14 +49,14 @@ def _parse_value(kind: type, text: str) -> Any:
 
 
 def parse_extra_args(extra_args: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
-    """Read Animation.save(extra_args=['colors=128', 'dither=riemersma', ...]) into GifEncoder options."""
+    """Read Animation.save(extra_args=['colors=128', 'dither=riemersma', 'blit=yes', ...]) into writer options."""
     options: dict[str, Any] = {}
     for arg in extra_args or ():
         key, sep, value = str(arg).partition("=")
         key = key.strip().lstrip("-").replace("-", "_")
-        if not sep or key not in _OPTIONS:
-            raise InvalidValue(f"extra_args entries must be key=value with key in {sorted(_OPTIONS)}, got {arg!r}")
-        options[key] = _parse_value(_OPTIONS[key], value)
+        if not sep or key not in _KNOWN:
+            raise InvalidValue(f"extra_args entries must be key=value with key in {sorted(_KNOWN)}, got {arg!r}")
+        options[key] = _parse_value(_KNOWN[key], value)
     return options
 
 
@@ -58,18 +69,47 @@ def metadata_comment(metadata: dict[str, Any] | None) -> str | None:
 
 class _AbortOnError:
     """matplotlib's `saving` calls finish() even when rendering raised, which completes a GIF of the frames so far;
-    these writers abort instead, so a failed save leaves no file."""
+    these writers abort instead, so a failed save leaves no file. While saving, the canvas's draw_idle is a no-op
+    (FrameCapture.holding): each frame is drawn once, by grab_frame."""
+
+    _capture: FrameCapture | None = None
+    _progress: Any = None
 
     @contextlib.contextmanager
     def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[Any]:
         self.setup(fig, outfile, dpi, *args, **kwargs)
-        with mpl.rc_context({"savefig.bbox": None}):
-            try:
+        try:
+            assert self._capture is not None, "setup() made no FrameCapture"
+            with self._capture.holding(), mpl.rc_context({"savefig.bbox": None}):
                 yield self
-            except BaseException:
-                self.abort()
-                raise
+        except BaseException:
+            self.abort()
+            raise
         self.finish()
+
+    def _start_progress(self, fig, frames: int | None, wanted: bool) -> None:
+        from .progress import Progress, animation_frames
+
+        self._progress = Progress(frames or animation_frames(fig), "rendering") if wanted else None
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+
+def _keep_size(fig, size_inches: tuple[float, float]) -> None:
+    """Put the figure back to the movie's size if the animation changed it; setting the same size would mark the
+    figure stale and make a blitting capture redraw its background every frame."""
+    if tuple(fig.get_size_inches()) != tuple(size_inches):
+        fig.set_size_inches(*size_inches)
+
+
+def _check_grab_kwargs(savefig_kwargs: dict[str, Any]) -> None:
+    """What matplotlib's writers refuse: every frame must have the writer's size and format."""
+    for key in ("dpi", "bbox_inches", "format"):
+        if key in savefig_kwargs:
+            raise TypeError(f"grab_frame got an unexpected keyword argument {key!r}")
 
 
 @animation.writers.register("magicktune")
@@ -77,6 +117,8 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
     """Animated GIF writer that quantizes frames in ImageMagick while matplotlib renders the next ones.
 
     Rendering keeps one core busy, so the pool gets the others (at least one worker, one ImageMagick thread).
+    Each frame is drawn once (magicktune.capture); `blit=True` draws only the animated artists on a cached
+    background. `progress=True` shows a bar; `frames=N` gives it the time left when the animation does not.
     """
 
     def __init__(
@@ -89,10 +131,14 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         **options: Any,
     ) -> None:
         super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)
-        unknown = set(options) - set(_OPTIONS)
+        unknown = set(options) - set(_KNOWN)
         if unknown:
-            raise TypeError(f"unknown MagickTuneWriter options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
-        self.options = {**parse_extra_args(extra_args), **options}
+            raise TypeError(f"unknown MagickTuneWriter options {sorted(unknown)}; known: {sorted(_KNOWN)}")
+        merged = {**parse_extra_args(extra_args), **options}
+        self.blit = bool(merged.pop("blit", False))
+        self.progress = bool(merged.pop("progress", False))
+        self.frames: int | None = merged.pop("frames", None)
+        self.options = merged
         self.stats: EncodeStats | None = None
         self._encoder: GifEncoder | None = None
 
@@ -108,26 +154,34 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         self._size_inches = tuple(fig.get_size_inches())
         self.stats = None
         options = {"workers": max(1, cores() - 1), "magick_threads": 1, **self.options}
-        self._encoder = GifEncoder(outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata), **options)
+        self._capture = FrameCapture(fig, self.dpi, blit=self.blit)
+        self._start_progress(fig, self.frames, self.progress)
+        try:
+            self._encoder = GifEncoder(outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata),
+                                       progress=self._progress.to if self._progress else None, **options)
+        except BaseException:
+            self._stop_progress()
+            raise
 
     def grab_frame(self, **savefig_kwargs) -> None:
-        for key in ("dpi", "bbox_inches", "format"):
-            if key in savefig_kwargs:
-                raise TypeError(f"grab_frame got an unexpected keyword argument {key!r}")
-        assert self._encoder is not None, "setup() was not called"
-        self.fig.set_size_inches(*self._size_inches)
-        buf = BytesIO()
-        self.fig.savefig(buf, **{**savefig_kwargs, "format": "rgba", "dpi": self.dpi})
-        self._encoder.add_frame(buf.getvalue())
+        _check_grab_kwargs(savefig_kwargs)
+        assert self._encoder is not None and self._capture is not None, "setup() was not called"
+        _keep_size(self.fig, self._size_inches)
+        self._encoder.add_frame(self._capture.grab(savefig_kwargs))  # add_frame copies what it keeps
 
     def finish(self) -> None:
         """Wait for the pool, write the trailer and move the GIF into place."""
         if self._encoder is not None:
-            self.stats = self._encoder.close()
-            self._encoder = None
+            try:
+                with self._progress.phase("encoding the last frames") if self._progress else contextlib.nullcontext():
+                    self.stats = self._encoder.close()
+            finally:
+                self._encoder = None
+                self._stop_progress()
 
     def abort(self) -> None:
         """Drop the half-written GIF."""
+        self._stop_progress()
         if self._encoder is not None:
             self._encoder.abort()
             self._encoder = None
@@ -165,9 +219,11 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     and what to do.
     """
 
-    def __init__(self, *args: Any, frames: int | None = None, temporary_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, frames: int | None = None, temporary_path: str | None = None,
+                 progress: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.frames = frames
+        self.progress = progress
         self.temporary_path = temporary_path
         self.plan = None
         self._applied = None
@@ -191,13 +247,23 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
             self._target = writable_target(outfile)
             self._partial = partial_path(self._target)
             super().setup(fig, self._partial, dpi)
+            self._capture = FrameCapture(fig, self.dpi)
+            self._start_progress(fig, self.frames, self.progress)
         except BaseException:
             self._release()
             raise
 
     def grab_frame(self, **savefig_kwargs) -> None:
+        """Pipe the frame to convert: drawn once (FrameCapture), the bytes matplotlib's own grab_frame would write."""
         try:
-            super().grab_frame(**savefig_kwargs)
+            if self.frame_format in ("rgba", "raw") and self._capture is not None:
+                _check_grab_kwargs(savefig_kwargs)
+                _keep_size(self.fig, (self._w, self._h))
+                self._proc.stdin.write(self._capture.grab(savefig_kwargs))
+            else:
+                super().grab_frame(**savefig_kwargs)
+            if self._progress is not None:
+                self._progress.to(self._progress.bar.n + 1)
         except BrokenPipeError:
             _, stderr = self._proc.communicate()
             raise ImageMagickFailed(explain_failure(stderr.decode(errors="replace"), self.plan)) from None
@@ -205,7 +271,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     def finish(self) -> None:
         """Wait for convert; move its GIF into place, or raise ImageMagickFailed and leave nothing."""
         try:
-            super().finish()
+            with self._progress.phase("convert is writing the GIF") if self._progress else contextlib.nullcontext():
+                super().finish()
             os.replace(self._partial, self._target)
         except subprocess.CalledProcessError as error:
             raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
@@ -227,6 +294,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     def _release(self) -> None:
         from .resources import restore
 
+        self._stop_progress()
         if self._partial is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._partial)
