@@ -374,11 +374,18 @@ def run_encode(args: argparse.Namespace) -> int:
     total = None
     if args.source != "-":
         total = profile.Job.from_stream(args.source, width, height, 4).frames
-    progress = _progress_bar(total) if sys.stderr.isatty() and not args.json else None
+    bar = None
+    if sys.stderr.isatty() and not args.json:  # no bar in pipelines and logs
+        from .progress import Progress
+
+        bar = Progress(total, "encoding", notebook=False)
     source = sys.stdin.buffer if args.source == "-" else args.source
-    stats = encoder.encode_stream(source, args.output, (width, height), args.fps, progress=progress, **options)
-    if progress is not None:
-        print(file=sys.stderr)
+    try:
+        stats = encoder.encode_stream(source, args.output, (width, height), args.fps,
+                                      progress=bar.to if bar else None, **options)
+    finally:
+        if bar is not None:
+            bar.close()
     summary = {"output": args.output, "frames": stats.frames, "gif_frames": stats.gif_frames,
                "bytes": stats.bytes, "seconds": round(stats.seconds, 3)}
     report_to = sys.stderr if args.output == "-" else sys.stdout  # stdout may be the GIF itself
@@ -388,17 +395,6 @@ def run_encode(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes)} in {stats.seconds:.1f} s",
               file=report_to)
     return 0
-
-
-def _progress_bar(total: int | None):
-    def show(done: int, _total: int | None = None) -> None:
-        if total:
-            filled = 30 * done // total
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} frames")
-        else:
-            sys.stderr.write(f"\r{done} frames")
-        sys.stderr.flush()
-    return show
 
 
 if __name__ == "__main__":
