@@ -19,8 +19,8 @@ from benchmarks.__main__ import main
 from benchmarks.cases import CASES
 from benchmarks.quality import evaluate
 
-SMOKE_CASES = ["render_only", "mpl_imagemagick", "mpl_pillow", "mt_magicktune", "convert_stock",
-               "convert_policy", "mt_encode"]
+SMOKE_CASES = ["render_only", "null_savefig", "mpl_imagemagick", "mpl_pillow", "mt_magicktune", "mt_magicktune_blit",
+               "convert_stock", "convert_policy", "mt_encode"]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,9 @@ def test_measured_figures_are_sane(smoke: tuple[dict, Path]) -> None:
     floor = by[(5, "render_only")]
     assert floor["status"] == "ok", floor
     assert floor["wall_s"] > 0 and floor["peak_rss_mb"] > 10 and floor["ratio"] == 1.0
+    for case in ("null_savefig", "mt_magicktune_blit"):
+        assert by[(5, case)]["status"] == "ok", by[(5, case)]
+    assert by[(5, "null_savefig")]["output_bytes"] is None
     pillow = by[(5, "mpl_pillow")]
     assert pillow["status"] == "ok", pillow
     assert pillow["output_bytes"] > 0
