@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import shutil
@@ -17,13 +16,13 @@ from typing import BinaryIO, Callable, Union
 
 import numpy as np
 import wand.resource
-from wand.api import libmagick, library
-from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
+from wand.image import DITHER_METHODS, Image
 from wand.version import MAGICK_VERSION_NUMBER
 
 from .errors import EncodeError, InvalidValue
 from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
                   delay_schedule, split_gif)
+from .wandlib import MagickWand, quantize_im6
 
 DITHERS = ("none", "floyd-steinberg", "riemersma")
 #: Each of DITHERS as Wand names ImageMagick's DitherMethod.
@@ -47,50 +46,12 @@ class EncodeStats:
     seconds: float
 
 
-class _QuantizeInfo6(ctypes.Structure):
-    """IM6's QuantizeInfo (magick/quantize.h)."""
-
-    _fields_ = [
-        ("number_colors", ctypes.c_size_t),
-        ("tree_depth", ctypes.c_size_t),
-        ("dither", ctypes.c_int),
-        ("colorspace", ctypes.c_int),
-        ("measure_error", ctypes.c_int),
-        ("signature", ctypes.c_size_t),
-        ("dither_method", ctypes.c_int),
-    ]
-
-
-library.GetImageFromMagickWand.restype = ctypes.c_void_p
-library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
-if MAGICK_VERSION_NUMBER < 0x700:
-    libmagick.AcquireQuantizeInfo.restype = ctypes.POINTER(_QuantizeInfo6)
-    libmagick.AcquireQuantizeInfo.argtypes = [ctypes.c_void_p]
-    libmagick.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
-    libmagick.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
-
-
-def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
-    """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
-    info = libmagick.AcquireQuantizeInfo(None)
-    try:
-        info.contents.number_colors = colors
-        info.contents.tree_depth = treedepth
-        info.contents.dither = 1
-        info.contents.dither_method = dither_method
-        if not libmagick.QuantizeImage(info, library.GetImageFromMagickWand(image.wand)):
-            image.raise_exception()
-            raise EncodeError("ImageMagick QuantizeImage failed")
-    finally:
-        libmagick.DestroyQuantizeInfo(info)
-
-
 def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
     """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
     if MAGICK_VERSION_NUMBER >= 0x700:
         image.quantize(colors, treedepth=treedepth, dither=WAND_DITHERS[dither])
     elif dither == "floyd-steinberg":
-        _quantize_im6(image, colors, DITHER_METHODS.index(WAND_DITHERS[dither]), treedepth)
+        quantize_im6(image, colors, DITHER_METHODS.index(WAND_DITHERS[dither]), treedepth)
     else:
         image.quantize(colors, treedepth=treedepth, dither=dither == "riemersma")
 
@@ -113,82 +74,6 @@ def _image(pixels: np.ndarray) -> Image:
     return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
 
 
-#: The same libMagickWand, for calls that take microseconds: through a PyDLL they keep the GIL (see _Wand).
-_quick = ctypes.PyDLL(library._name)
-_quick.NewMagickWand.restype = ctypes.c_void_p
-_quick.DestroyMagickWand.argtypes = [ctypes.c_void_p]
-_quick.DestroyMagickWand.restype = ctypes.c_void_p
-_quick.MagickSetFormat.argtypes = _quick.MagickSetImageFormat.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-_quick.MagickRelinquishMemory.argtypes = [ctypes.c_void_p]
-_quick.MagickRelinquishMemory.restype = ctypes.c_void_p
-_quick.MagickGetException.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-_quick.MagickGetException.restype = ctypes.c_void_p
-_NO_DITHER_METHOD = DITHER_METHODS.index(WAND_DITHERS["none"])
-_NO_DITHER = 0 if MAGICK_VERSION_NUMBER < 0x700 else _NO_DITHER_METHOD  # MagickQuantizeImage takes a boolean in IM6
-
-
-class _Wand:
-    """A bare MagickWand for the per-frame path, one library call per step.
-
-    Each library call lets a thread that is busy in Python (matplotlib drawing the next frame) take the GIL,
-    which the worker then waits up to the switch interval to get back. Wand's Image makes some 30 calls a
-    frame; here only the 5 that do the work release the GIL.
-    """
-
-    def __init__(self) -> None:
-        self.handle = _quick.NewMagickWand()
-
-    def __enter__(self) -> _Wand:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        _quick.DestroyMagickWand(self.handle)
-
-    def _check(self, ok: bool, doing: str) -> None:
-        if not ok:
-            severity = ctypes.c_int()
-            text = _quick.MagickGetException(self.handle, ctypes.byref(severity))
-            message = ctypes.string_at(text).decode("utf-8", "replace") if text else "no reason given"
-            _quick.MagickRelinquishMemory(text)
-            raise EncodeError(f"ImageMagick failed to {doing}: {message}")
-
-    def constitute(self, pixels: np.ndarray, channel_map: str) -> None:
-        """Read an (h, w, 4) C-contiguous uint8 array, its bytes named by `channel_map` ('RGBA', or 'RGBP' to skip alpha)."""
-        height, width = pixels.shape[:2]
-        self._check(library.MagickConstituteImage(self.handle, width, height, channel_map.encode("ascii"),
-                                                  STORAGE_TYPES.index("char"), pixels.ctypes.data),
-                    "import the frame")
-
-    def quantize(self, colors: int, treedepth: int) -> None:
-        self._check(library.MagickQuantizeImage(self.handle, colors, COLORSPACE_TYPES.index("srgb"), treedepth,
-                                                _NO_DITHER, False), "quantize")
-
-    def remap(self, palette: _Wand) -> None:
-        self._check(library.MagickRemapImage(self.handle, palette.handle, _NO_DITHER_METHOD), "remap")
-
-    def export_rgba(self, height: int, width: int) -> np.ndarray:
-        out = np.empty((height, width, 4), np.uint8)
-        self._check(library.MagickExportImagePixels(self.handle, 0, 0, width, height, b"RGBA",
-                                                    STORAGE_TYPES.index("char"), out.ctypes.data), "export pixels")
-        return out
-
-    def read(self, blob: bytes, format: str) -> None:
-        _quick.MagickSetFormat(self.handle, format.encode("ascii"))
-        self._check(library.MagickReadImageBlob(self.handle, blob, len(blob)), f"read {format}")
-
-    def blob(self, format: str) -> bytes:
-        name = format.encode("ascii")
-        self._check(_quick.MagickSetFormat(self.handle, name) and _quick.MagickSetImageFormat(self.handle, name),
-                    f"select {format}")
-        length = ctypes.c_size_t()
-        data = library.MagickGetImageBlob(self.handle, ctypes.byref(length))
-        self._check(bool(data), f"write {format}")
-        try:
-            return ctypes.string_at(data, length.value)
-        finally:
-            _quick.MagickRelinquishMemory(ctypes.cast(data, ctypes.c_void_p))
-
-
 def map_colours(
     pixels: np.ndarray, colors: int, treedepth: int = 0, palette: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -206,13 +91,13 @@ def map_colours(
     runs = keys[order]
     del keys
     starts = np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
-    with _Wand() as image:
+    with MagickWand() as image:
         image.constitute(runs.view(np.uint8).reshape(height, width, 4), "RGBP" if runs[0] >= OPAQUE else "RGBA")
         del runs  # ImageMagick holds its own copy
         if palette is None:
             image.quantize(colors, treedepth)
         else:
-            with _Wand() as affinity:
+            with MagickWand() as affinity:
                 affinity.constitute(np.ascontiguousarray(palette), "RGBA")
                 image.remap(affinity)
         mapped = _colours(image.export_rgba(height, width)).reshape(-1)[starts]
@@ -233,7 +118,7 @@ def lzw(table: np.ndarray, indexes: np.ndarray, transparency: int | None) -> Gif
     rgb = table.view(np.uint8).reshape(-1, 4)[:, :3]
     header = (f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
               f"columns={width} rows={height} depth=8\n\f\n:\x1a").encode("ascii")
-    with _Wand() as image:
+    with MagickWand() as image:
         image.read(header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), "MIFF")
         frame = split_gif(image.blob("GIF"))
     return replace(frame, transparency=transparency)
