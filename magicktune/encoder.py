@@ -16,22 +16,17 @@ from typing import BinaryIO, Callable, Union
 
 import numpy as np
 import wand.resource
-from wand.image import DITHER_METHODS, Image
-from wand.version import MAGICK_VERSION_NUMBER
+from wand.image import Image
 
 from .errors import EncodeError, InvalidValue
+from .frames import STATIC_DETAIL_FOR_TRANSPARENCY, as_rgba, bbox, binarize_alpha, static_detail
 from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
                   delay_schedule, split_gif)
-from .wandlib import MagickWand, quantize_im6
+from .lzw import lzw
+from .palette import DEFAULT_TREEDEPTH, DITHERS, OPAQUE, colours, dither_image, map_colours
 
-DITHERS = ("none", "floyd-steinberg", "riemersma")
-#: Each of DITHERS as Wand names ImageMagick's DitherMethod.
-WAND_DITHERS = {"none": "no", "floyd-steinberg": "floyd_steinberg", "riemersma": "riemersma"}
-# Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
-# measured 0.80-0.98 on line plots (transparency 3-17x smaller), 0.00-0.01 on scatter and imshow (5-15% larger).
-STATIC_DETAIL_FOR_TRANSPARENCY = 0.3
-# IM's automatic depth for 256 RGB colours is 6; 5 matched `convert -layers OptimizePlus` in size at higher PSNR.
-DEFAULT_TREEDEPTH = 5
+__all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats"]
+
 Progress = Callable[[int, Union[int, None]], None]
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -44,84 +39,6 @@ class EncodeStats:
     gif_frames: int
     bytes: int
     seconds: float
-
-
-def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
-    """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
-    if MAGICK_VERSION_NUMBER >= 0x700:
-        image.quantize(colors, treedepth=treedepth, dither=WAND_DITHERS[dither])
-    elif dither == "floyd-steinberg":
-        quantize_im6(image, colors, DITHER_METHODS.index(WAND_DITHERS[dither]), treedepth)
-    else:
-        image.quantize(colors, treedepth=treedepth, dither=dither == "riemersma")
-
-
-#: An RGBA pixel read as one little-endian 32-bit number is opaque when it is at least this (alpha is the top byte).
-OPAQUE = 0xFF000000
-#: ... and shown opaque in a GIF when it is at least this (alpha 128 or more).
-SHOWN_OPAQUE = 0x80000000
-
-
-def _colours(rgba: np.ndarray) -> np.ndarray:
-    """An (h, w, 4) uint8 frame as (h, w) 32-bit RGBA numbers, a view: one comparison a pixel instead of four."""
-    return rgba.view("<u4")[..., 0]
-
-
-def _image(pixels: np.ndarray) -> Image:
-    """An ImageMagick image of an (h, w, 4) uint8 frame, its alpha skipped ('P') when every pixel is opaque."""
-    pixels = np.ascontiguousarray(pixels)
-    opaque = bool((_colours(pixels) >= OPAQUE).all())
-    return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
-
-
-def map_colours(
-    pixels: np.ndarray, colors: int, treedepth: int = 0, palette: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """ImageMagick's undithered quantization (or remap to `palette`) of an (h, w, 4) uint8 frame, as
-    (colour table of RGBA numbers, transparent ones as 0 and first; (h, w) uint8 indexes into it).
-
-    ImageMagick classifies and maps a run of equal pixels in one step. Sorted by colour, a frame is one run per
-    distinct colour, each as long as its count: the same colour tree and the same nearest colours as for the
-    frame itself, at a fraction of the cost, since antialiased edges break a plot's rows into tens of
-    thousands of runs.
-    """
-    height, width = pixels.shape[:2]
-    keys = _colours(np.ascontiguousarray(pixels)).reshape(-1)
-    order = np.argsort(keys).astype(np.int32)  # half the memory of the int64 order, held to the end
-    runs = keys[order]
-    del keys
-    starts = np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
-    with MagickWand() as image:
-        image.constitute(runs.view(np.uint8).reshape(height, width, 4), "RGBP" if runs[0] >= OPAQUE else "RGBA")
-        del runs  # ImageMagick holds its own copy
-        if palette is None:
-            image.quantize(colors, treedepth)
-        else:
-            with MagickWand() as affinity:
-                affinity.constitute(np.ascontiguousarray(palette), "RGBA")
-                image.remap(affinity)
-        mapped = _colours(image.export_rgba(height, width)).reshape(-1)[starts]
-    mapped = np.where(mapped >= SHOWN_OPAQUE, mapped | OPAQUE, 0).astype("<u4")
-    table, lookup = np.unique(mapped, return_inverse=True)
-    indexes = np.empty(order.size, np.uint8)
-    indexes[order] = np.repeat(lookup.astype(np.uint8), np.diff(starts, append=order.size))
-    return table, indexes.reshape(height, width)
-
-
-def lzw(table: np.ndarray, indexes: np.ndarray, transparency: int | None) -> GifFrame:
-    """LZW-compress an index image with ImageMagick's GIF coder.
-
-    It goes in as a colormapped MIFF (ImageMagick's own format), which the GIF coder writes index for index,
-    table entry for table entry, instead of quantizing it again.
-    """
-    height, width = indexes.shape
-    rgb = table.view(np.uint8).reshape(-1, 4)[:, :3]
-    header = (f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
-              f"columns={width} rows={height} depth=8\n\f\n:\x1a").encode("ascii")
-    with MagickWand() as image:
-        image.read(header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), "MIFF")
-        frame = split_gif(image.blob("GIF"))
-    return replace(frame, transparency=transparency)
 
 
 def compress(
@@ -149,7 +66,7 @@ def compress(
             return lzw(np.append(table, np.uint32(0)), indexes, len(table))
         return lzw(table, indexes, None)
     table, indexes = map_colours(pixels, colors, treedepth, palette)
-    entries = _colours(np.ascontiguousarray(palette)).reshape(-1)
+    entries = colours(np.ascontiguousarray(palette)).reshape(-1)
     position = np.argsort(entries)
     found = position[np.searchsorted(entries, table, sorter=position).clip(max=len(entries) - 1)]
     if not np.array_equal(entries[found], table):
@@ -163,11 +80,7 @@ def _compress_dithered(
 ) -> GifFrame:
     """Dithering spreads each pixel's error to its neighbours, so ImageMagick works on the frame as laid out."""
     with _image(pixels) as image:
-        if palette is None:
-            quantize(image, min(colors, 255) if spare_transparent else colors, dither, treedepth)
-        else:
-            with Image.from_array(palette) as affinity:
-                image.remap(affinity, WAND_DITHERS[dither])
+        dither_image(image, min(colors, 255) if spare_transparent else colors, dither, palette, treedepth)
         frame = split_gif(image.make_blob("gif"))
     if spare_transparent and frame.transparency is None:
         if palette is None:
@@ -177,26 +90,11 @@ def _compress_dithered(
     return frame
 
 
-def _binarize_alpha(src: np.ndarray) -> np.ndarray:
-    out = src.copy()
-    clear = src[..., 3] < 128
-    out[clear] = 0
-    out[~clear, 3] = 255
-    return out
-
-
-def _static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
-    """Share of the crop's colour edges that lie between unchanged pixels: what diff transparency would save."""
-    colour = _colours(crop)
-    edges = colour[:, 1:] != colour[:, :-1]
-    static = edges & ~changed[:, 1:] & ~changed[:, :-1]
-    return float(static.sum()) / max(1, int(edges.sum()))
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1)
+def _image(pixels: np.ndarray) -> Image:
+    """An ImageMagick image of an (h, w, 4) uint8 frame, its alpha skipped ('P') when every pixel is opaque."""
+    pixels = np.ascontiguousarray(pixels)
+    opaque = bool((colours(pixels) >= OPAQUE).all())
+    return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
 
 
 @dataclass
@@ -371,16 +269,16 @@ class GifEncoder:
         if self._closed:
             raise ValueError("encoder is closed")
         try:
-            src = self._as_rgba(frame)
+            src = as_rgba(frame, self.size)
             delay = next(self._delays)
-            colours = _colours(src)
-            transparent = bool((colours < OPAQUE).any())
+            keys = colours(src)
+            transparent = bool((keys < OPAQUE).any())
             index = self._frames_in
             self._frames_in += 1
             pending = self._pending
             changed = None
             if pending is not None and self.optimize and pending.delay >= MIN_DELAY_CS:
-                changed = colours != _colours(pending.src)
+                changed = keys != colours(pending.src)
             if (
                 pending is not None
                 and pending.delay + delay <= MAX_DELAY_CS
@@ -455,41 +353,20 @@ class GifEncoder:
         self._pool.shutdown(wait=True, cancel_futures=True)
         _process_settings.release()
 
-    def _as_rgba(self, frame: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-        width, height = self.size
-        if isinstance(frame, (bytes, bytearray, memoryview)):
-            nbytes = memoryview(frame).nbytes
-            if nbytes != width * height * 4:
-                raise InvalidValue(f"frame has {nbytes} bytes, expected {width * height * 4} for {width}x{height} RGBA")
-            src = np.frombuffer(frame, np.uint8).reshape(height, width, 4)
-            return src if isinstance(frame, bytes) else src.copy()
-        array = np.asarray(frame)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[:2] != (height, width) or array.shape[2] not in (3, 4):
-            raise InvalidValue(
-                f"frame must be uint8 of shape ({height}, {width}, 4) or ({height}, {width}, 3), "
-                f"got {array.dtype} {array.shape}"
-            )
-        if array.shape[2] == 3:
-            rgba = np.empty((height, width, 4), np.uint8)
-            rgba[..., :3] = array
-            rgba[..., 3] = 255
-            return rgba
-        return np.array(array, copy=True, order="C")
-
     def _submit(self, frame: _Pending, next_transparent: bool) -> None:
         prev = self._prev
         full = not self.optimize or prev is None or prev.transparent or frame.transparent or next_transparent
         disposal = DISPOSE_BACKGROUND if frame.transparent or next_transparent else DISPOSE_NONE
         if frame.transparent:
-            origin, pixels = (0, 0), _binarize_alpha(frame.src)
+            origin, pixels = (0, 0), binarize_alpha(frame.src)
         elif full:
             origin, pixels = (0, 0), frame.src
         else:
             assert prev is not None and frame.changed is not None  # add_frame compared it with prev
             changed = frame.changed
-            x0, y0, x1, y1 = _bbox(changed) if changed.any() else (0, 0, 1, 1)
+            x0, y0, x1, y1 = bbox(changed) if changed.any() else (0, 0, 1, 1)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
-            if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
+            if static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
                 pixels = crop
             else:
                 pixels = crop.copy()
