@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import stat
 import sys
 import threading
@@ -18,6 +16,7 @@ import numpy as np
 import wand.resource
 from wand.image import Image
 
+from .atomic import AtomicOutput
 from .errors import EncodeError, InvalidValue
 from .frames import STATIC_DETAIL_FOR_TRANSPARENCY, as_rgba, bbox, binarize_alpha, static_detail
 from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
@@ -151,26 +150,6 @@ class _ProcessSettings:
 _process_settings = _ProcessSettings()
 
 
-def writable_target(path: PathLike) -> str:
-    """The file to replace at the end (through a symlink, as convert writes), checked before any work is done."""
-    target = os.path.realpath(os.fspath(path))
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise IsADirectoryError(f"{os.fspath(path)} is a directory: name the GIF to write")
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {os.fspath(path)}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {os.fspath(path)}: directory {directory} is not writable")
-    return target
-
-
-def partial_path(path: PathLike) -> str:
-    """A hidden, unique name beside `path` for the file being written; it keeps the suffix tools read the format from."""
-    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
-    stem, suffix = os.path.splitext(name)
-    return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.partial{suffix}")
-
-
 def cores() -> int:
     """CPUs this process may run on."""
     try:
@@ -233,22 +212,19 @@ class GifEncoder:
         self._max_inflight = 2 * self.workers
         self._writer: GifWriter | None = None
         self._closed = False
-        self._path: str | None = None
-        self._tmp: str | None = None
-        if not hasattr(path, "write"):
-            self._path = writable_target(path)
+        self._output: AtomicOutput | None = None
+        output = None if hasattr(path, "write") else AtomicOutput(path)  # type: ignore[arg-type]
         _process_settings.hold(magick_threads or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
-        if self._path is None:
+        if output is None:
             self._fp: BinaryIO = path  # type: ignore[assignment]
             return
-        tmp = partial_path(self._path)
         try:
-            self._fp = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+            self._fp = output.open()
         except BaseException:
             self._shutdown()
             raise
-        self._tmp = tmp
+        self._output = output
 
     def __enter__(self) -> GifEncoder:
         return self
@@ -315,13 +291,9 @@ class GifEncoder:
             assert self._writer is not None
             self._writer.close()
             self._fp.flush()
-            if self._tmp is not None:
-                os.fsync(self._fp.fileno())
-                self._fp.close()
-                if os.path.exists(self._path):  # type: ignore[arg-type]
-                    shutil.copymode(self._path, self._tmp)  # type: ignore[arg-type]
-                os.replace(self._tmp, self._path)  # type: ignore[arg-type]
-                self._tmp = None
+            if self._output is not None:
+                self._output.commit()  # fsync, the mode of the file it replaces, rename into place
+                self._output = None
         except BaseException:
             self.abort()
             raise
@@ -340,13 +312,9 @@ class GifEncoder:
         self._inflight.clear()
         self._pending = self._prev = None
         self._shutdown()
-        if self._tmp is not None:
-            self._fp.close()
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
-            self._tmp = None
+        if self._output is not None:
+            self._output.discard()
+            self._output = None
 
     def _shutdown(self) -> None:
         self._closed = True
