@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import warnings
 from io import BytesIO
@@ -13,8 +12,9 @@ import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
+from .atomic import AtomicOutput
 from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
-from .encoder import EncodeStats, GifEncoder, cores, partial_path, writable_target
+from .encoder import EncodeStats, GifEncoder, cores
 
 _OPTIONS = {
     "colors": int,
@@ -171,8 +171,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         self.temporary_path = temporary_path
         self.plan = None
         self._applied = None
-        self._target: str | None = None
-        self._partial: str | None = None
+        self._output: AtomicOutput | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
         from .profile import Job, plan
@@ -188,9 +187,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
             warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
             self._applied = apply_resources(self.plan.limits, temporary_path=self.plan.temporary_path, verify=False)
         try:
-            self._target = writable_target(outfile)
-            self._partial = partial_path(self._target)
-            super().setup(fig, self._partial, dpi)
+            self._output = AtomicOutput(outfile)
+            super().setup(fig, self._output.partial, dpi)
         except BaseException:
             self._release()
             raise
@@ -206,7 +204,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         """Wait for convert; move its GIF into place, or raise ImageMagickFailed and leave nothing."""
         try:
             super().finish()
-            os.replace(self._partial, self._target)
+            assert self._output is not None, "setup() was not called"
+            self._output.commit()
         except subprocess.CalledProcessError as error:
             raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
         finally:
@@ -227,10 +226,9 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     def _release(self) -> None:
         from .resources import restore
 
-        if self._partial is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._partial)
-            self.outfile, self._target, self._partial = self._target, None, None
+        if self._output is not None:
+            self._output.discard()
+            self.outfile, self._output = self._output.target, None
         if self._applied is not None:
             restore(self._applied)
             self._applied = None

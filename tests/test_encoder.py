@@ -12,6 +12,8 @@ from PIL import Image as PILImage
 from PIL import ImageSequence
 
 import magicktune.encoder as encoder_module
+import magicktune.lzw as lzw_module
+import magicktune.palette as palette_module
 from magicktune.encoder import EncodeError, GifEncoder, encode_stream
 from magicktune.gif import GifWriter, iter_frames
 from wand.image import Image
@@ -478,9 +480,9 @@ def laid_out(pixels, operation):
 def test_colours_mapped_in_sorted_runs_are_imagemagicks_own():
     frame = soft_dots()
     assert len(np.unique(frame.reshape(-1, 4), axis=0)) > 500
-    table, indexes = encoder_module.map_colours(frame, 256, 5)
+    table, indexes = palette_module.map_colours(frame, 256, 5)
     ours = table.view(np.uint8).reshape(-1, 4)[indexes]
-    theirs = laid_out(frame, lambda image: encoder_module.quantize(image, 256, "none", 5))
+    theirs = laid_out(frame, lambda image: palette_module.quantize(image, 256, "none", 5))
     # The same colour tree; only rounding in ImageMagick's colour sums, which it adds up in another order, may
     # move a shade by a level or two.
     assert (ours != theirs).any(axis=2).mean() < 0.002
@@ -490,10 +492,10 @@ def test_colours_mapped_in_sorted_runs_are_imagemagicks_own():
 
 def test_remap_in_sorted_runs_is_imagemagicks_remap_exactly():
     frame, later = soft_dots(seed=1), soft_dots(seed=2)
-    table, _ = encoder_module.map_colours(frame, 64, 5)
+    table, _ = palette_module.map_colours(frame, 64, 5)
     palette = np.zeros((1, len(table) + 1, 4), np.uint8)
     palette[0, :-1] = table.view(np.uint8).reshape(-1, 4)
-    remapped, indexes = encoder_module.map_colours(later, 64, 5, palette)
+    remapped, indexes = palette_module.map_colours(later, 64, 5, palette)
 
     def remap(image):
         with Image.from_array(palette) as affinity:
@@ -510,7 +512,7 @@ def test_lzw_keeps_indexes_table_order_and_transparency(entries):
     if entries > 2:
         table[2] = 0xFF000000  # opaque black beside the transparent entry 0: same RGB, two entries
     indexes = rng.integers(0, entries, (30, 41)).astype(np.uint8)
-    frame = encoder_module.lzw(table, indexes, 0)
+    frame = lzw_module.lzw(table, indexes, 0)
     buffer = io.BytesIO()
     writer = GifWriter(buffer, (41, 30))
     writer.write_frame(frame, 3)
@@ -531,7 +533,7 @@ def test_spare_transparent_entry_does_not_pad_a_small_table_to_256(tmp_path):
 
 def test_imagemagick_errors_name_the_step_and_imagemagicks_reason():
     with pytest.raises(EncodeError, match=r"ImageMagick failed to read MIFF: .+"):
-        encoder_module.lzw(np.array([0xFF000000, 0xFFFFFFFF], "<u4"), np.zeros((0, 5), np.uint8), None)
+        lzw_module.lzw(np.array([0xFF000000, 0xFFFFFFFF], "<u4"), np.zeros((0, 5), np.uint8), None)
 
 
 DENY_MIFF_ENCODE = """
