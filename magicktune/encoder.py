@@ -213,7 +213,7 @@ class GifEncoder:
         self._writer: GifWriter | None = None
         self._closed = False
         self._output: AtomicOutput | None = None
-        output = None if hasattr(path, "write") else AtomicOutput(path)  # type: ignore[arg-type]
+        output = None if hasattr(path, "write") else AtomicOutput(path)
         _process_settings.hold(magick_threads or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
         if output is None:
@@ -407,7 +407,8 @@ def encode_stream(
     """Encode a raw RGBA frame stream (a file, a path, or '-' for stdin) to an animated GIF at `output` ('-': stdout)."""
     width, height = size
     frame_bytes = width * height * 4
-    if hasattr(source, "read"):
+    fp: BinaryIO
+    if not isinstance(source, (str, os.PathLike)):
         fp, owned = source, False
     elif os.fspath(source) == "-":
         fp, owned = sys.stdin.buffer, False
@@ -416,16 +417,16 @@ def encode_stream(
     try:
         total = None
         try:
-            info = os.fstat(fp.fileno())  # type: ignore[union-attr]
+            info = os.fstat(fp.fileno())
             if stat.S_ISREG(info.st_mode):
-                total = max(0, info.st_size - fp.tell()) // frame_bytes  # type: ignore[union-attr]
+                total = max(0, info.st_size - fp.tell()) // frame_bytes
         except (AttributeError, OSError, ValueError):
             pass
         if not hasattr(output, "write") and os.fspath(output) == "-":
             output = sys.stdout.buffer
         with GifEncoder(output, size, fps, progress=progress, total_frames=total, **options) as encoder:
             while True:
-                data = _read_exact(fp, frame_bytes)  # type: ignore[arg-type]
+                data = _read_exact(fp, frame_bytes)
                 if not data:
                     break
                 if len(data) < frame_bytes:

@@ -6,7 +6,7 @@ import contextlib
 import subprocess
 import warnings
 from io import BytesIO
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import matplotlib as mpl
 from matplotlib import animation
@@ -15,6 +15,10 @@ from matplotlib.animation import AbstractMovieWriter
 from .atomic import AtomicOutput
 from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
 from .encoder import EncodeStats, GifEncoder, cores
+
+if TYPE_CHECKING:
+    from .profile import Plan
+    from .resources import AppliedLimits
 
 _OPTIONS = {
     "colors": int,
@@ -60,6 +64,11 @@ class _AbortOnError:
     """matplotlib's `saving` calls finish() even when rendering raised, which completes a GIF of the frames so far;
     these writers abort instead, so a failed save leaves no file."""
 
+    if TYPE_CHECKING:  # provided by the matplotlib writer this is mixed into
+        def setup(self, fig: Any, outfile: Any, dpi: Any = None, *args: Any, **kwargs: Any) -> None: ...
+        def finish(self) -> None: ...
+        def abort(self) -> None: ...
+
     @contextlib.contextmanager
     def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[Any]:
         self.setup(fig, outfile, dpi, *args, **kwargs)
@@ -88,7 +97,7 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         extra_args: list[str] | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)
+        super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)  # type: ignore[arg-type]  # a float rate is fine
         unknown = set(options) - set(_OPTIONS)
         if unknown:
             raise TypeError(f"unknown MagickTuneWriter options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
@@ -169,8 +178,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         super().__init__(*args, **kwargs)
         self.frames = frames
         self.temporary_path = temporary_path
-        self.plan = None
-        self._applied = None
+        self.plan: Plan | None = None
+        self._applied: AppliedLimits | None = None
         self._output: AtomicOutput | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
@@ -180,12 +189,12 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         dpi = fig.dpi if dpi is None else dpi
         width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
         fps = self.fps if 0 < self.fps <= 100 else None
-        extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]
-        self.plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path,
-                         optimize_layers="-layers" in extra)
+        extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]  # type: ignore[attr-defined]
+        self.plan = job_plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path,
+                                    optimize_layers="-layers" in extra)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
-            self._applied = apply_resources(self.plan.limits, temporary_path=self.plan.temporary_path, verify=False)
+            self._applied = apply_resources(job_plan.limits, temporary_path=job_plan.temporary_path, verify=False)
         try:
             self._output = AtomicOutput(outfile)
             super().setup(fig, self._output.partial, dpi)
@@ -197,7 +206,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         try:
             super().grab_frame(**savefig_kwargs)
         except BrokenPipeError:
-            _, stderr = self._proc.communicate()
+            _, stderr = self._proc.communicate()  # type: ignore[attr-defined]  # matplotlib's convert process
             raise ImageMagickFailed(explain_failure(stderr.decode(errors="replace"), self.plan)) from None
 
     def finish(self) -> None:

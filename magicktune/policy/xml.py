@@ -6,13 +6,13 @@ ImageMagick's policy reader knows no XML escapes, so every value written here is
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeElementTree
 
 from .. import units
+from ..atomic import AtomicOutput
 from ..errors import PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 
@@ -82,18 +82,11 @@ def checked_value(value: str, what: str) -> str:
 
 
 def write(path: str | os.PathLike, text: str, *, private: bool = False) -> Path:
-    """Write a policy file atomically (temp file beside it, then rename); private makes it owner-only."""
+    """Write a policy file whole or not at all (atomic.AtomicOutput); private makes it owner-only."""
     target = Path(path)
     if target.is_dir():
         target = target / "policy.xml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".policy-", suffix=".xml.tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp_name, 0o600 if private else 0o644)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with AtomicOutput(target, mode=0o600 if private else 0o644) as output:
+        output.open().write(text.encode("utf-8"))
     return target
