@@ -12,10 +12,11 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks import imagemagick, machine
 from benchmarks.cases import CASES, E2E, ENCODE_BASELINE, FLOOR, Case, encode_command, missing_needs

@@ -7,8 +7,9 @@ renders bit-identical frames, however often matplotlib calls the update function
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -22,7 +22,6 @@ from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
 from .errors import MagickTuneError, UsageError
 from .resources import Route
 
-
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
 GENERATE_RESOURCES = ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time")
 

@@ -8,9 +8,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import wand.resource
@@ -19,14 +20,24 @@ from wand.image import Image
 from .atomic import AtomicOutput
 from .errors import EncodeError, InvalidValue
 from .frames import STATIC_DETAIL_FOR_TRANSPARENCY, as_rgba, bbox, binarize_alpha, static_detail
-from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
-                  delay_schedule, split_gif)
+from .gif import (
+    DISPOSE_BACKGROUND,
+    DISPOSE_NONE,
+    MAX_DELAY_CS,
+    MAX_LOOP,
+    MAX_SIDE,
+    MIN_DELAY_CS,
+    GifFrame,
+    GifWriter,
+    delay_schedule,
+    split_gif,
+)
 from .lzw import lzw
 from .palette import DEFAULT_TREEDEPTH, DITHERS, OPAQUE, colours, dither_image, map_colours
 
 __all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats"]
 
-Progress = Callable[[int, Union[int, None]], None]
+Progress = Callable[[int, int | None], None]
 PathLike = Union[str, "os.PathLike[str]"]
 
 

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Union
 
 import psutil
 
@@ -77,7 +76,7 @@ class Route:
 
 #: A mapping of limits: resource name ("memory", "list-length", ...) to a limit; a resource left out is left as
 #: it is. Values are numbers in the resource's unit, UNLIMITED, or text units.parse reads ("10GB", "50%").
-Limits = Mapping[str, Union[units.Limit, str]]
+Limits = Mapping[str, units.Limit | str]
 #: The keyword fronts' names, in ImageMagick's resource names (list_length is "list-length").
 _KEYWORDS = {name.replace("-", "_"): name for name in units.RESOURCE_KINDS}
 
@@ -143,7 +142,7 @@ def restore(applied: AppliedLimits) -> None:
     applied.restored = True
 
 
-Size = Union[units.Limit, str, None]
+Size = units.Limit | str | None
 
 
 def keyword_limits(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None,

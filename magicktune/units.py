@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from typing import Literal, Union
+from typing import Literal
 
 from .errors import InvalidValue
 
@@ -28,7 +28,7 @@ class Unlimited(enum.Enum):
 
 UNLIMITED = Unlimited.UNLIMITED
 #: One resource's limit in a mapping of limits: a number in the resource's unit, or UNLIMITED.
-Limit = Union[int, Literal[Unlimited.UNLIMITED]]
+Limit = int | Literal[Unlimited.UNLIMITED]
 
 
 def reading(limit: Limit | None) -> int | None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import warnings
+from collections.abc import Iterator
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
 from .atomic import AtomicOutput
-from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
 from .encoder import EncodeStats, GifEncoder, cores
+from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
 
 if TYPE_CHECKING:
     from .profile import Plan

@@ -61,7 +61,7 @@ def test_a_given_mode_is_set_exactly_and_over_the_replaced_files(tmp_path, mode)
     with AtomicOutput(target, mode=mode) as output:
         stream = output.open()
         assert mode_of(output.partial) & ~mode == 0  # never more open than asked, even while written
-        stream.write("<policymap/>\n".encode("utf-8"))
+        stream.write(b"<policymap/>\n")
     assert target.read_text() == "<policymap/>\n"
     assert mode_of(target) == mode
 

@@ -101,7 +101,7 @@ def test_default_policy_dirs_are_named_by_their_content(tmp_path):
             pytest.skip("no policy caps a planned resource here, so no override is written")
         memory = re.search(r"^export MAGICK_MEMORY_LIMIT=(\S+)$", out, re.MULTILINE).group(1)
         written[layers] = (Path(found.group(1)), memory)
-    (no_dir, no_memory), (yes_dir, yes_memory) = written["no"], written["yes"]
+    (no_dir, _), (yes_dir, _) = written["no"], written["yes"]
     assert no_dir != yes_dir and no_dir.parent == yes_dir.parent == tmp_path / "magicktune" / "policy"
     for directory, memory in written.values():
         value = next(r.value for r in policy.read(directory / "policy.xml") if r.name == "memory")

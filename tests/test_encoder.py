@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 from PIL import ImageSequence
+from wand.image import Image
 
 import magicktune.encoder as encoder_module
 import magicktune.lzw as lzw_module
 import magicktune.palette as palette_module
 from magicktune.encoder import EncodeError, GifEncoder, encode_stream
 from magicktune.gif import GifWriter, iter_frames
-from wand.image import Image
 
 W, H = 64, 48
 

@@ -6,11 +6,9 @@ import warnings
 
 import pytest
 
-
 from magicktune import environment, magick, units
-from magicktune.errors import WandStartedWarning
-
 from magicktune import resources as limits
+from magicktune.errors import WandStartedWarning
 
 # Encoder tests start Wand in this process first; that warning is tested on its own, in a fresh process.
 pytestmark = pytest.mark.filterwarnings("ignore::magicktune.errors.WandStartedWarning")

@@ -16,8 +16,17 @@ from ..environment import CONFIGURE_PATH, prepend_configure_path, without_limit_
 from ..errors import PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 from .effective import system_policy
-from .rights import (KNOWN_DOMAINS, SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS, decision,
-                     expand_braces, from_listing, granted_rights, weakened)
+from .rights import (
+    KNOWN_DOMAINS,
+    SECURITY_DOMAINS,
+    TEMPORARY_PATH_RESOURCE,
+    VALUE_DOMAINS,
+    decision,
+    expand_braces,
+    from_listing,
+    granted_rights,
+    weakened,
+)
 from .xml import read
 
 

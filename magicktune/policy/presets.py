@@ -23,7 +23,6 @@ from ..magick import PolicyRule
 from .rights import SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS, granted_rights
 from .xml import checked_value
 
-
 _PRESET_KEYS = {"description", "resources", "rules"}
 
 

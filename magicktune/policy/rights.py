@@ -10,7 +10,6 @@ import re
 
 from ..magick import PolicyRule
 
-
 SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
 VALUE_DOMAINS = ("cache", "system")
 KNOWN_DOMAINS = ("resource", *VALUE_DOMAINS, *SECURITY_DOMAINS)

@@ -16,7 +16,6 @@ from ..atomic import AtomicOutput
 from ..errors import PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 
-
 _FORBIDDEN_IN_VALUES = set('"<>&\'')
 
 
