@@ -8,8 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import decode, psnr
 from PIL import Image as PILImage
-from PIL import ImageSequence
 from wand.image import Image
 
 import magicktune.encoder as encoder_module
@@ -19,21 +19,6 @@ from magicktune.encoder import EncodeError, GifEncoder, encode_stream
 from magicktune.gif import GifWriter, iter_frames
 
 W, H = 64, 48
-
-
-def decode(path):
-    """Composited RGBA frames (Pillow honours disposal), their durations in ms, and the loop count."""
-    image = PILImage.open(path)
-    frames, durations = [], []
-    for frame in ImageSequence.Iterator(image):
-        frames.append(np.asarray(frame.convert("RGBA")))
-        durations.append(frame.info["duration"])
-    return frames, durations, image.info.get("loop")
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def scene(count, width=W, height=H):
@@ -76,7 +61,8 @@ def test_frames_delays_loop_and_psnr(tmp_path, options):
     source = scene(20)
     out = tmp_path / "out.gif"
     stats = encode(out, source, **options)
-    frames, durations, loop = decode(out)
+    frames, durations, info = decode(out)
+    loop = info.get("loop")
     assert len(frames) == 20 and stats.frames == 20 and stats.gif_frames == 20
     assert stats.bytes == out.stat().st_size
     assert frames[0].shape == (H, W, 4)

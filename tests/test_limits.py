@@ -14,11 +14,6 @@ from magicktune.errors import WandStartedWarning
 pytestmark = pytest.mark.filterwarnings("ignore::magicktune.errors.WandStartedWarning")
 
 
-@pytest.fixture(scope="module")
-def im():
-    return magick.find()
-
-
 @pytest.fixture
 def clean_environment(monkeypatch):
     for name in list(os.environ):

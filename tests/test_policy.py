@@ -7,11 +7,6 @@ import pytest
 from magicktune import environment, magick, policy, units
 
 
-@pytest.fixture(scope="module")
-def im():
-    return magick.find()
-
-
 @pytest.fixture
 def env():
     """The environment without MAGICK_* variables, so only policy files decide."""

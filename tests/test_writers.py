@@ -10,26 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers import decode, psnr
 from matplotlib import animation
-from PIL import Image as PILImage
-from PIL import ImageSequence
 
 import magicktune.writers
 from magicktune.writers import MagickTuneWriter, parse_extra_args
 
 FRAMES = 12
-
-
-def decode(path):
-    image = PILImage.open(path)
-    frames = [np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
-    durations = [frame.info["duration"] for frame in ImageSequence.Iterator(PILImage.open(path))]
-    return frames, durations, image.info
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def rendered(fig, **savefig_kwargs):
