@@ -198,8 +198,10 @@ class GifEncoder:
         if dither not in DITHERS:
             raise InvalidValue(f"dither must be one of {DITHERS}, got {dither!r}")
         if loop is not None and not (isinstance(loop, int) and 0 <= loop <= MAX_LOOP):
-            raise InvalidValue(f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
-                             f"(play once), got {loop!r}")
+            raise InvalidValue(
+                f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
+                f"(play once), got {loop!r}"
+            )
         if workers is not None and workers < 1:
             raise InvalidValue(f"workers must be at least 1, got {workers}")
         self.size = (width, height)
@@ -309,7 +311,10 @@ class GifEncoder:
             self.abort()
             raise
         self.stats = EncodeStats(
-            self._frames_in, self._writer.frames_written, self._writer.bytes_written, time.perf_counter() - self._started
+            self._frames_in,
+            self._writer.frames_written,
+            self._writer.bytes_written,
+            time.perf_counter() - self._started,
         )
         self._shutdown()
         return self.stats
@@ -353,9 +358,7 @@ class GifEncoder:
         if self._writer is None:
             self._start(pixels)
         spare = prev is None or disposal == DISPOSE_BACKGROUND
-        future = self._pool.submit(
-            compress, pixels, self.colors, self.dither, self._palette, self.treedepth, spare
-        )
+        future = self._pool.submit(compress, pixels, self.colors, self.dither, self._palette, self.treedepth, spare)
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame

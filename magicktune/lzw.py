@@ -18,8 +18,10 @@ def lzw(table: np.ndarray, indexes: np.ndarray, transparency: int | None) -> Gif
     """
     height, width = indexes.shape
     rgb = table.view(np.uint8).reshape(-1, 4)[:, :3]
-    header = (f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
-              f"columns={width} rows={height} depth=8\n\f\n:\x1a").encode("ascii")
+    header = (
+        f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
+        f"columns={width} rows={height} depth=8\n\f\n:\x1a"
+    ).encode("ascii")
     with MagickWand() as image:
         image.read(header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), "MIFF")
         frame = split_gif(image.blob("GIF"))

@@ -55,8 +55,10 @@ def _library_files() -> tuple[str, str]:
     `wand.api.library_paths()` in `wand.api.load_library()`'s order and take the first pair that loads, as Wand
     did (0.3-0.8 s measured here: each candidate costs a `ctypes.util.find_library`).
     """
-    found = (_file_holding(_address(wand.api.library, "MagickWandGenesis")),
-             _file_holding(_address(wand.api.libmagick, "GetMagickVersion")))
+    found = (
+        _file_holding(_address(wand.api.library, "MagickWandGenesis")),
+        _file_holding(_address(wand.api.libmagick, "GetMagickVersion")),
+    )
     if found[0] and found[1]:
         return found  # type: ignore[return-value]
     for wand_path, core_path in wand.api.library_paths():
@@ -81,9 +83,11 @@ magickcore = ctypes.CDLL(_CORE_FILE)
 
 # dlopen of a loaded library's file returns that library, so ImageMagick's global state (MagickWandGenesis, the
 # resource limits Wand sets) is shared; check it is so, by where each handle finds a function Wand resolved.
-for _ours, _theirs, _symbol, _file in ((magickwand, wand.api.library, "MagickWandGenesis", _WAND_FILE),
-                                       (quick, wand.api.library, "MagickWandGenesis", _WAND_FILE),
-                                       (magickcore, wand.api.libmagick, "GetMagickVersion", _CORE_FILE)):
+for _ours, _theirs, _symbol, _file in (
+    (magickwand, wand.api.library, "MagickWandGenesis", _WAND_FILE),
+    (quick, wand.api.library, "MagickWandGenesis", _WAND_FILE),
+    (magickcore, wand.api.libmagick, "GetMagickVersion", _CORE_FILE),
+):
     if _address(_ours, _symbol) != _address(_theirs, _symbol):
         raise ImportError(f"{_file} is not the ImageMagick library Wand loaded: its {_symbol} is elsewhere")
 del _ours, _theirs, _symbol, _file
@@ -100,8 +104,16 @@ magickwand.MagickQuantizeImage.argtypes = [c_void_p, c_size_t, Enum, c_size_t, c
 magickwand.MagickQuantizeImage.restype = MagickBooleanType
 magickwand.MagickRemapImage.argtypes = [c_void_p, c_void_p, Enum]
 magickwand.MagickRemapImage.restype = MagickBooleanType
-magickwand.MagickExportImagePixels.argtypes = [c_void_p, c_ssize_t, c_ssize_t, c_size_t, c_size_t, c_char_p, Enum,
-                                               c_void_p]
+magickwand.MagickExportImagePixels.argtypes = [
+    c_void_p,
+    c_ssize_t,
+    c_ssize_t,
+    c_size_t,
+    c_size_t,
+    c_char_p,
+    Enum,
+    c_void_p,
+]
 magickwand.MagickExportImagePixels.restype = MagickBooleanType
 magickwand.MagickReadImageBlob.argtypes = [c_void_p, c_void_p, c_size_t]
 magickwand.MagickReadImageBlob.restype = MagickBooleanType
@@ -198,21 +210,32 @@ class MagickWand:
         """Read an (h, w, 4) C-contiguous uint8 array, its bytes named by `channel_map` ('RGBA', or 'RGBP' to
         skip alpha)."""
         height, width = pixels.shape[:2]
-        self._check(magickwand.MagickConstituteImage(self.handle, width, height, channel_map.encode("ascii"),
-                                                     STORAGE_TYPES.index("char"), pixels.ctypes.data),
-                    "import the frame")
+        self._check(
+            magickwand.MagickConstituteImage(
+                self.handle, width, height, channel_map.encode("ascii"), STORAGE_TYPES.index("char"), pixels.ctypes.data
+            ),
+            "import the frame",
+        )
 
     def quantize(self, colors: int, treedepth: int) -> None:
-        self._check(magickwand.MagickQuantizeImage(self.handle, colors, COLORSPACE_TYPES.index("srgb"), treedepth,
-                                                   _NO_DITHER, False), "quantize")
+        self._check(
+            magickwand.MagickQuantizeImage(
+                self.handle, colors, COLORSPACE_TYPES.index("srgb"), treedepth, _NO_DITHER, False
+            ),
+            "quantize",
+        )
 
     def remap(self, palette: MagickWand) -> None:
         self._check(magickwand.MagickRemapImage(self.handle, palette.handle, _NO_DITHER_METHOD), "remap")
 
     def export_rgba(self, height: int, width: int) -> np.ndarray:
         out = np.empty((height, width, 4), np.uint8)
-        self._check(magickwand.MagickExportImagePixels(self.handle, 0, 0, width, height, b"RGBA",
-                                                       STORAGE_TYPES.index("char"), out.ctypes.data), "export pixels")
+        self._check(
+            magickwand.MagickExportImagePixels(
+                self.handle, 0, 0, width, height, b"RGBA", STORAGE_TYPES.index("char"), out.ctypes.data
+            ),
+            "export pixels",
+        )
         return out
 
     def read(self, blob: bytes, format: str) -> None:
@@ -221,8 +244,10 @@ class MagickWand:
 
     def blob(self, format: str) -> bytes:
         name = format.encode("ascii")
-        self._check(quick.MagickSetFormat(self.handle, name) and quick.MagickSetImageFormat(self.handle, name),
-                    f"select {format}")
+        self._check(
+            quick.MagickSetFormat(self.handle, name) and quick.MagickSetImageFormat(self.handle, name),
+            f"select {format}",
+        )
         length = ctypes.c_size_t()
         data = magickwand.MagickGetImageBlob(self.handle, ctypes.byref(length))
         self._check(bool(data), f"write {format}")

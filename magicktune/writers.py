@@ -66,6 +66,7 @@ class _AbortOnError:
     these writers abort instead, so a failed save leaves no file."""
 
     if TYPE_CHECKING:  # provided by the matplotlib writer this is mixed into
+
         def setup(self, fig: Any, outfile: Any, dpi: Any = None, *args: Any, **kwargs: Any) -> None: ...
         def finish(self) -> None: ...
         def abort(self) -> None: ...
@@ -118,7 +119,9 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         self._size_inches = tuple(fig.get_size_inches())
         self.stats = None
         options = {"workers": max(1, cores() - 1), "magick_threads": 1, **self.options}
-        self._encoder = GifEncoder(outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata), **options)
+        self._encoder = GifEncoder(
+            outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata), **options
+        )
 
     def grab_frame(self, **savefig_kwargs) -> None:
         for key in ("dpi", "bbox_inches", "format"):
@@ -152,13 +155,17 @@ def explain_failure(stderr: str, plan: Any) -> str:
     streaming = "or use writer='magicktune', which streams frames in constant memory"
     refusal = next((line for line in lines if "security policy" in line or "not authorized" in line), None)
     if refusal:
-        return (f"the system policy.xml forbids what this command does (policy-secure and websafe deny the pipe "
-                f"'-'); magicktune never loosens a security rule: ask the admin, {streaming} [{refusal}]")
+        return (
+            f"the system policy.xml forbids what this command does (policy-secure and websafe deny the pipe "
+            f"'-'); magicktune never loosens a security rule: ask the admin, {streaming} [{refusal}]"
+        )
     if "cache resources exhausted" in stderr or "no images defined" in stderr or "memory allocation failed" in stderr:
         needs = "" if plan.cache.peak_bytes is None else f"; the job needs about {human(plan.cache.peak_bytes)}"
-        return (f"ImageMagick ran out of pixel cache (memory {human(plan.limits['memory'])}, disk "
-                f"{human(plan.limits['disk'])} in {plan.temporary_path}{needs}): pass frames=N so the plan can size "
-                f"it, free space or pass temporary_path= a roomier directory, {streaming} [{last}]")
+        return (
+            f"ImageMagick ran out of pixel cache (memory {human(plan.limits['memory'])}, disk "
+            f"{human(plan.limits['disk'])} in {plan.temporary_path}{needs}): pass frames=N so the plan can size "
+            f"it, free space or pass temporary_path= a roomier directory, {streaming} [{last}]"
+        )
     if "exceeds limit" in stderr or "ListLength" in stderr or "too many" in stderr:
         return f"an ImageMagick limit that magicktune did not raise stopped convert: {last}; {streaming}"
     return f"convert failed: {last}"
@@ -191,8 +198,11 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
         fps = self.fps if 0 < self.fps <= 100 else None
         extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]  # type: ignore[attr-defined]
-        self.plan = job_plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path,
-                                    optimize_layers="-layers" in extra)
+        self.plan = job_plan = plan(
+            Job(width, height, self.frames, 4, fps),
+            temporary_path=self.temporary_path,
+            optimize_layers="-layers" in extra,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
             self._applied = apply_resources(job_plan.limits, temporary_path=job_plan.temporary_path, verify=False)

@@ -228,7 +228,9 @@ def test_encode_stream_from_path_with_progress(tmp_path):
     raw = tmp_path / "frames.rgba"
     raw.write_bytes(b"".join(frame.tobytes() for frame in source))
     seen = []
-    stats = encode_stream(raw, tmp_path / "out.gif", (W, H), 30, progress=lambda done, total: seen.append((done, total)))
+    stats = encode_stream(
+        raw, tmp_path / "out.gif", (W, H), 30, progress=lambda done, total: seen.append((done, total))
+    )
     assert stats.frames == 15
     assert seen[-1] == (15, 15)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
@@ -279,9 +281,23 @@ def test_not_larger_than_convert_optimizeplus_at_higher_psnr(tmp_path):
     source = scene(20, 120, 90)
     raw = b"".join(frame.tobytes() for frame in source)
     subprocess.run(
-        ["convert", "-size", "120x90", "-depth", "8", "-delay", "3.33", "-loop", "0", "rgba:-",
-         "-layers", "OptimizePlus", str(tmp_path / "im.gif")],
-        input=raw, check=True,
+        [
+            "convert",
+            "-size",
+            "120x90",
+            "-depth",
+            "8",
+            "-delay",
+            "3.33",
+            "-loop",
+            "0",
+            "rgba:-",
+            "-layers",
+            "OptimizePlus",
+            str(tmp_path / "im.gif"),
+        ],
+        input=raw,
+        check=True,
     )
     ours = encode(tmp_path / "ours.gif", source)
     assert ours.bytes <= (tmp_path / "im.gif").stat().st_size
@@ -431,9 +447,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def test_peak_rss_including_imagemagick_does_not_grow_with_frame_count(tmp_path):
     """tracemalloc sees Python's allocations only; the process's peak RSS also counts libMagickWand's."""
+
     def peak_kb(count):
-        out = subprocess.run([sys.executable, "-c", PEAK_RSS_OF_ENCODE, str(count), str(tmp_path / f"{count}.gif")],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_OF_ENCODE, str(count), str(tmp_path / f"{count}.gif")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return int(out)
 
     assert peak_kb(3000) - peak_kb(300) < 8 * 1024
@@ -444,8 +465,11 @@ def soft_dots(width=160, height=120, count=1500, seed=0):
     rng = np.random.default_rng(seed)
     frame = np.full((height, width, 3), 255.0)
     y, x = np.mgrid[-3:4, -3:4]
-    for cx, cy, colour in zip(rng.uniform(3, width - 4, count), rng.uniform(3, height - 4, count),
-                              rng.choice([(0, 0, 255), (255, 0, 0)], count)):
+    for cx, cy, colour in zip(
+        rng.uniform(3, width - 4, count),
+        rng.uniform(3, height - 4, count),
+        rng.choice([(0, 0, 255), (255, 0, 0)], count),
+    ):
         left, top = int(cx) - 3, int(cy) - 3
         cover = 0.25 * np.exp(-((x + left - cx) ** 2 + (y + top - cy) ** 2) / 2)[..., None]
         window = frame[top : top + 7, left : left + 7]
@@ -538,9 +562,14 @@ except EncodeError as error:
 def test_a_policy_that_denies_miff_stops_the_encode_with_imagemagicks_reason(tmp_path):
     """The frames reach ImageMagick's GIF coder as MIFF blobs, so a policy denying that coder must say so."""
     (tmp_path / "policy.xml").write_text(
-        '<policymap><policy domain="coder" rights="none" pattern="MIFF"/></policymap>\n')
-    result = subprocess.run([sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif")],
-                            capture_output=True, text=True, check=True,
-                            env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)})
+        '<policymap><policy domain="coder" rights="none" pattern="MIFF"/></policymap>\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)},
+    )
     assert "frame 0 failed" in result.stdout and "security policy `MIFF'" in result.stdout
     assert leftovers(tmp_path) == ["policy.xml"]

@@ -16,7 +16,7 @@ from ..atomic import AtomicOutput
 from ..errors import PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 
-_FORBIDDEN_IN_VALUES = set('"<>&\'')
+_FORBIDDEN_IN_VALUES = set("\"<>&'")
 
 
 def read(path: str | os.PathLike) -> list[PolicyRule]:
@@ -47,8 +47,13 @@ def read(path: str | os.PathLike) -> list[PolicyRule]:
     ]
 
 
-def render(resources: Mapping[str, units.Limit | None], *, temporary_path: str | None = None,
-           rules: Iterable[PolicyRule] = (), comment: str | None = None) -> str:
+def render(
+    resources: Mapping[str, units.Limit | None],
+    *,
+    temporary_path: str | None = None,
+    rules: Iterable[PolicyRule] = (),
+    comment: str | None = None,
+) -> str:
     """A policy.xml restating these resource limits (and optional extra rules), in ImageMagick's own syntax."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     if comment:
@@ -60,12 +65,21 @@ def render(resources: Mapping[str, units.Limit | None], *, temporary_path: str |
             raise PolicyError(f"unknown resource {name!r}: use one of {', '.join(units.RESOURCE_KINDS)}")
         lines.append(f'  <policy domain="resource" name="{name}" value="{units.to_magick(value, kind)}"/>')
     if temporary_path is not None:
-        lines.append(f'  <policy domain="resource" name="temporary-path" '
-                     f'value="{checked_value(str(temporary_path), "temporary path")}"/>')
+        lines.append(
+            f'  <policy domain="resource" name="temporary-path" '
+            f'value="{checked_value(str(temporary_path), "temporary path")}"/>'
+        )
     for rule in rules:
-        attributes = {"domain": rule.domain, "name": rule.name, "value": rule.value,
-                      "rights": rule.rights, "pattern": rule.pattern}
-        text = " ".join(f'{key}="{checked_value(value, key)}"' for key, value in attributes.items() if value is not None)
+        attributes = {
+            "domain": rule.domain,
+            "name": rule.name,
+            "value": rule.value,
+            "rights": rule.rights,
+            "pattern": rule.pattern,
+        }
+        text = " ".join(
+            f'{key}="{checked_value(value, key)}"' for key, value in attributes.items() if value is not None
+        )
         lines.append(f"  <policy {text}/>")
     lines.append("</policymap>")
     return "\n".join(lines) + "\n"
@@ -75,8 +89,10 @@ def checked_value(value: str, what: str) -> str:
     """ImageMagick's policy reader knows no XML escapes, so a value must not need any."""
     bad = _FORBIDDEN_IN_VALUES & set(value)
     if bad and what != "comment":
-        raise PolicyError(f"the {what} {value!r} contains {''.join(sorted(bad))}, which ImageMagick's policy "
-                          f"reader cannot take: choose a value without quotes, <, > or &")
+        raise PolicyError(
+            f"the {what} {value!r} contains {''.join(sorted(bad))}, which ImageMagick's policy "
+            f"reader cannot take: choose a value without quotes, <, > or &"
+        )
     return value.replace("<", "(").replace(">", ")") if what == "comment" else value
 
 
