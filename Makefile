@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench system venv clean
+.PHONY: demo test check bench system venv clean
 
 system:
 	@bash scripts/install-system.sh
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml
 
 venv: system $(STAMP)
 
-test: venv
+# Lint, format and types first: they take seconds, the tests minutes.
+check: venv
+	$(PY) -m ruff check magicktune tests benchmarks
+	$(PY) -m ruff format --check magicktune tests benchmarks
+	$(PY) -m mypy
+
+test: check
 	$(PY) -m pytest -q
 
 demo: venv

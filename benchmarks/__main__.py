@@ -50,8 +50,9 @@ def _caps(values: list[str] | None, base: dict[str, int | None]) -> dict[str, in
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="small frame counts: finishes in a few minutes")
     p.add_argument("--frames", action="append", metavar="WORKLOAD=N[,N]", help="frame counts (repeatable)")
     p.add_argument("--cases", help=f"comma-separated subset of: {', '.join(CASES)}")
@@ -60,15 +61,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=OUT_DIR, help="scratch for raw streams and GIFs (deleted)")
     p.add_argument("--timeout", type=float, help="per-case limit in seconds")
     p.add_argument("--no-cap", action="store_true", help="run slow anchors at every frame count")
-    p.add_argument("--cap", action="append", metavar="CASE=N",
-                   help="[WORKLOAD/]CASE=N: run CASE only up to N frames (0: never, none: no cap)")
+    p.add_argument(
+        "--cap",
+        action="append",
+        metavar="CASE=N",
+        help="[WORKLOAD/]CASE=N: run CASE only up to N frames (0: never, none: no cap)",
+    )
     p.add_argument("--keep", action="store_true", help="keep scratch GIFs and raw streams")
     p.add_argument("--repeat", type=int, help="runs per case, best wall time reported (default: 1)")
     p.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table for a results JSON")
     p.add_argument("--summary", type=Path, metavar="JSON", help="print the compact README tables for a results JSON")
     p.add_argument("--plot", type=Path, metavar="JSON", help="redraw the PNG plot for a results JSON")
-    p.add_argument("--render", action="store_true",
-                   help="redraw the PNG of every JSON in --results-dir and rewrite RESULTS.md, without running")
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="redraw the PNG of every JSON in --results-dir and rewrite RESULTS.md, without running",
+    )
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     return p.parse_args(argv)
 
@@ -99,14 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         raise SystemExit(f"unknown cases {unknown}; see --list")
-    plan: Plan = replace(base, sizes=_frames(args.frames, base.sizes), cases=cases,
-                         timeout_s=args.timeout or base.timeout_s, cap_slow=base.cap_slow and not args.no_cap,
-                         keep=args.keep, repeat=args.repeat or base.repeat, caps=_caps(args.cap, base.caps))
+    plan: Plan = replace(
+        base,
+        sizes=_frames(args.frames, base.sizes),
+        cases=cases,
+        timeout_s=args.timeout or base.timeout_s,
+        cap_slow=base.cap_slow and not args.no_cap,
+        keep=args.keep,
+        repeat=args.repeat or base.repeat,
+        caps=_caps(args.cap, base.caps),
+    )
     stem = args.name or plan.mode
     results = args.results_dir / f"{stem}.json"
     print(f"benchmarks: {plan.mode} run, {plan.sizes}, {len(plan.cases)} cases -> {results}", flush=True)
-    doc = run_plan(plan, out_dir=args.out_dir, results_path=results,
-                   log=lambda line: print(line, flush=True))
+    doc = run_plan(plan, out_dir=args.out_dir, results_path=results, log=lambda line: print(line, flush=True))
     png = report.plot(doc, results.with_suffix(".png"))
     md = report.write_results_md(args.results_dir)
     print(f"wrote {results}, {png}, {md}")

@@ -23,45 +23,87 @@ class Case:
     """One measured way of producing the GIF."""
 
     name: str
-    kind: str            # E2E or ENCODE
-    label: str           # what a reader of the table sees
-    variant: str = "stock"            # ImageMagick environment (see imagemagick.py)
-    needs: tuple[str, ...] = ()       # executables or modules that must exist, else "unavailable"
-    max_frames: int | None = None     # cap for slow anchors in full mode (None: every size)
+    kind: str  # E2E or ENCODE
+    label: str  # what a reader of the table sees
+    variant: str = "stock"  # ImageMagick environment (see imagemagick.py)
+    needs: tuple[str, ...] = ()  # executables or modules that must exist, else "unavailable"
+    max_frames: int | None = None  # cap for slow anchors in full mode (None: every size)
 
 
-CASES: dict[str, Case] = {c.name: c for c in [
-    # -- end-to-end: render every frame and save (ani.save(..., writer=...)) --
-    Case("render_only", E2E, "floor: update + one canvas draw + read the buffer per frame, save nothing"),
-    Case("null_savefig", E2E, "ani.save with a writer that savefigs to /dev/null: draw_idle + savefig, two draws a frame",
-         max_frames=300),
-    Case("dump_raw", E2E, "render + write raw RGBA stream (reference for encode-only and PSNR)"),
-    Case("mpl_imagemagick", E2E, "matplotlib ImageMagickWriter, stock policy (what users do now)",
-         needs=("convert",)),
-    Case("mpl_imagemagick_env", E2E, "matplotlib ImageMagickWriter + export MAGICK_MEMORY_LIMIT (online advice)",
-         variant="env", needs=("convert",)),
-    Case("mpl_imagemagick_policy", E2E, "matplotlib ImageMagickWriter, limits raised in policy.xml",
-         variant="policy", needs=("convert",), max_frames=300),
-    Case("mpl_pillow", E2E, "matplotlib PillowWriter", max_frames=300),
-    Case("mpl_ffmpeg", E2E, "matplotlib FFMpegWriter (palettegen/paletteuse)", needs=("ffmpeg",), max_frames=300),
-    Case("mt_imagemagick_tuned", E2E, "magicktune writer 'imagemagick_tuned' (given frames=N)", needs=("magicktune.writers",)),
-    Case("mt_magicktune", E2E, "magicktune writer 'magicktune'", needs=("magicktune.writers",)),
-    Case("mt_magicktune_blit", E2E, "magicktune writer 'magicktune', blit=True (animated artists on a cached background)",
-         needs=("magicktune.writers",)),
-    # -- encode-only: the raw stream piped to an encoder, as matplotlib would pipe it --
-    Case("convert_stock", ENCODE, "convert exactly as matplotlib runs it, stock policy", needs=("convert",)),
-    Case("convert_env", ENCODE, "same + export MAGICK_MEMORY_LIMIT=4294967296 (online advice)",
-         variant="env", needs=("convert",)),
-    Case("convert_policy", ENCODE, "same, limits raised in policy.xml (tuned convert: encode baseline)",
-         variant="policy", needs=("convert",)),
-    Case("ffmpeg_encode", ENCODE, "ffmpeg with matplotlib's palettegen graph", needs=("ffmpeg",)),
-    Case("pillow_encode", ENCODE, "Pillow, as PillowWriter saves (all frames held, then quantized)"),
-    Case("mt_encode", ENCODE, "magicktune encode (CLI)", needs=("magicktune.cli",)),
-    Case("mt_encode_stream", ENCODE, "magicktune.encoder.encode_stream() (the API under the CLI)",
-         needs=("magicktune.encoder",)),
-]}
+CASES: dict[str, Case] = {
+    c.name: c
+    for c in [
+        # -- end-to-end: render every frame and save (ani.save(..., writer=...)) --
+        Case("render_only", E2E, "floor: update + one canvas draw + read the buffer per frame, save nothing"),
+        Case(
+            "null_savefig",
+            E2E,
+            "ani.save with a writer that savefigs to /dev/null: draw_idle + savefig, two draws a frame",
+            max_frames=300,
+        ),
+        Case("dump_raw", E2E, "render + write raw RGBA stream (reference for encode-only and PSNR)"),
+        Case(
+            "mpl_imagemagick", E2E, "matplotlib ImageMagickWriter, stock policy (what users do now)", needs=("convert",)
+        ),
+        Case(
+            "mpl_imagemagick_env",
+            E2E,
+            "matplotlib ImageMagickWriter + export MAGICK_MEMORY_LIMIT (online advice)",
+            variant="env",
+            needs=("convert",),
+        ),
+        Case(
+            "mpl_imagemagick_policy",
+            E2E,
+            "matplotlib ImageMagickWriter, limits raised in policy.xml",
+            variant="policy",
+            needs=("convert",),
+            max_frames=300,
+        ),
+        Case("mpl_pillow", E2E, "matplotlib PillowWriter", max_frames=300),
+        Case("mpl_ffmpeg", E2E, "matplotlib FFMpegWriter (palettegen/paletteuse)", needs=("ffmpeg",), max_frames=300),
+        Case(
+            "mt_imagemagick_tuned",
+            E2E,
+            "magicktune writer 'imagemagick_tuned' (given frames=N)",
+            needs=("magicktune.writers",),
+        ),
+        Case("mt_magicktune", E2E, "magicktune writer 'magicktune'", needs=("magicktune.writers",)),
+        Case(
+            "mt_magicktune_blit",
+            E2E,
+            "magicktune writer 'magicktune', blit=True (animated artists on a cached background)",
+            needs=("magicktune.writers",),
+        ),
+        # -- encode-only: the raw stream piped to an encoder, as matplotlib would pipe it --
+        Case("convert_stock", ENCODE, "convert exactly as matplotlib runs it, stock policy", needs=("convert",)),
+        Case(
+            "convert_env",
+            ENCODE,
+            "same + export MAGICK_MEMORY_LIMIT=4294967296 (online advice)",
+            variant="env",
+            needs=("convert",),
+        ),
+        Case(
+            "convert_policy",
+            ENCODE,
+            "same, limits raised in policy.xml (tuned convert: encode baseline)",
+            variant="policy",
+            needs=("convert",),
+        ),
+        Case("ffmpeg_encode", ENCODE, "ffmpeg with matplotlib's palettegen graph", needs=("ffmpeg",)),
+        Case("pillow_encode", ENCODE, "Pillow, as PillowWriter saves (all frames held, then quantized)"),
+        Case("mt_encode", ENCODE, "magicktune encode (CLI)", needs=("magicktune.cli",)),
+        Case(
+            "mt_encode_stream",
+            ENCODE,
+            "magicktune.encoder.encode_stream() (the API under the CLI)",
+            needs=("magicktune.encoder",),
+        ),
+    ]
+}
 
-FLOOR = "render_only"           # end-to-end ratios are to this
+FLOOR = "render_only"  # end-to-end ratios are to this
 ENCODE_BASELINE = "convert_policy"  # encode-only ratios are to this
 
 
@@ -102,21 +144,68 @@ def encode_command(case: Case, raw: Path, size: tuple[int, int], fps: int, out: 
     if case.name.startswith("convert_"):
         # Byte for byte what matplotlib's ImageMagickWriter runs (its convert_args default to
         # -layers OptimizePlus); stdin is the raw stream.
-        return ["convert", "-size", f"{width}x{height}", "-depth", "8", "-delay", str(100 / fps),
-                "-loop", "0", "rgba:-", *_matplotlib_convert_args(), str(out)], True
+        return [
+            "convert",
+            "-size",
+            f"{width}x{height}",
+            "-depth",
+            "8",
+            "-delay",
+            str(100 / fps),
+            "-loop",
+            "0",
+            "rgba:-",
+            *_matplotlib_convert_args(),
+            str(out),
+        ], True
     if case.name == "ffmpeg_encode":
         # What matplotlib's FFMpegWriter runs for a .gif.
-        return ["ffmpeg", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgba",
-                "-framerate", str(fps), "-loglevel", "error", "-i", "pipe:",
-                "-filter_complex", "split [a][b];[a] palettegen [p];[b][p] paletteuse", "-y", str(out)], True
+        return [
+            "ffmpeg",
+            "-f",
+            "rawvideo",
+            "-vcodec",
+            "rawvideo",
+            "-s",
+            f"{width}x{height}",
+            "-pix_fmt",
+            "rgba",
+            "-framerate",
+            str(fps),
+            "-loglevel",
+            "error",
+            "-i",
+            "pipe:",
+            "-filter_complex",
+            "split [a][b];[a] palettegen [p];[b][p] paletteuse",
+            "-y",
+            str(out),
+        ], True
     if case.name == "pillow_encode":
-        return [sys.executable, "-m", "benchmarks.pillow_encode", str(raw), f"{width}x{height}", str(fps),
-                str(out)], False
+        return [
+            sys.executable,
+            "-m",
+            "benchmarks.pillow_encode",
+            str(raw),
+            f"{width}x{height}",
+            str(fps),
+            str(out),
+        ], False
     if case.name == "mt_encode_stream":
-        code = ("import sys; from magicktune.encoder import encode_stream; "
-                "encode_stream(sys.argv[1], sys.argv[2], (int(sys.argv[3]), int(sys.argv[4])), float(sys.argv[5]))")
+        code = (
+            "import sys; from magicktune.encoder import encode_stream; "
+            "encode_stream(sys.argv[1], sys.argv[2], (int(sys.argv[3]), int(sys.argv[4])), float(sys.argv[5]))"
+        )
         return [sys.executable, "-c", code, str(raw), str(out), str(width), str(height), str(fps)], False
     if case.name == "mt_encode":
-        return [*magicktune_cli(), "encode", "--size", f"{width}x{height}", "--fps", str(fps),
-                str(raw), str(out)], False
+        return [
+            *magicktune_cli(),
+            "encode",
+            "--size",
+            f"{width}x{height}",
+            "--fps",
+            str(fps),
+            str(raw),
+            str(out),
+        ], False
     raise ValueError(f"{case.name} is not an encode-only case")

@@ -142,8 +142,13 @@ def run(case: str, workload: str, frames: int, out: str) -> dict[str, Any]:
         ani = spec.build(frames)
         ani.save(forced or out, writer=writer)
     except Exception as exc:  # a failing anchor is a result, not a crash
-        return {"status": "failed", "wall_s": time.perf_counter() - start, "frames_grabbed": grabbed,
-                "error": describe_error(exc), "traceback": traceback.format_exc()[-4000:]}
+        return {
+            "status": "failed",
+            "wall_s": time.perf_counter() - start,
+            "frames_grabbed": grabbed,
+            "error": describe_error(exc),
+            "traceback": traceback.format_exc()[-4000:],
+        }
     return {"status": "ok", "wall_s": time.perf_counter() - start, "frames_grabbed": grabbed}
 
 

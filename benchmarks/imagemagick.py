@@ -61,8 +61,9 @@ def effective_limits(env: dict[str, str]) -> dict[str, str]:
     if not shutil.which("identify"):
         return {}
     try:
-        out = subprocess.run(["identify", "-list", "resource"], env=env, capture_output=True,
-                             text=True, timeout=30).stdout
+        out = subprocess.run(
+            ["identify", "-list", "resource"], env=env, capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     limits = {}

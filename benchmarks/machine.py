@@ -50,6 +50,7 @@ def _os_name() -> str:
 def _version(module: str) -> str | None:
     try:
         from importlib.metadata import version
+
         return version(module)
     except Exception:
         return None
@@ -57,8 +58,9 @@ def _version(module: str) -> str | None:
 
 def _git_commit(repo: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -89,6 +91,8 @@ def summary(machine: dict[str, Any]) -> str:
     im = (machine.get("imagemagick") or "ImageMagick: none").replace("Version: ", "")
     im = " ".join(im.split()[:3])
     ff = " ".join((machine.get("ffmpeg") or "ffmpeg: none").split()[:3])
-    return (f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM, {machine['os']}; "
-            f"{im}; {ff}; Python {machine['python']}, matplotlib {machine['matplotlib']}, "
-            f"Pillow {machine['pillow']}")
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gb']} GB RAM, {machine['os']}; "
+        f"{im}; {ff}; Python {machine['python']}, matplotlib {machine['matplotlib']}, "
+        f"Pillow {machine['pillow']}"
+    )

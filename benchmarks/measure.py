@@ -48,14 +48,23 @@ def _tree_rss(root: psutil.Process) -> int:
     return total
 
 
-def run_measured(argv: list[str], *, env: dict[str, str], stdin: Path | None = None, log: Path,
-                 timeout: float, interval: float = 0.05, cwd: Path | None = None) -> Measurement:
+def run_measured(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    stdin: Path | None = None,
+    log: Path,
+    timeout: float,
+    interval: float = 0.05,
+    cwd: Path | None = None,
+) -> Measurement:
     """Run ``argv`` (stdin from a file if given, output to ``log``) in its own session and sample it."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out, (open(stdin, "rb") if stdin else open(os.devnull, "rb")) as inp:
+    with open(log, "wb") as out, open(stdin, "rb") if stdin else open(os.devnull, "rb") as inp:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=inp, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=inp, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
         root = psutil.Process(proc.pid)
         peak, samples, timed_out = 0, 0, False
         while True:
@@ -71,6 +80,12 @@ def run_measured(argv: list[str], *, env: dict[str, str], stdin: Path | None = N
         elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
-    return Measurement(returncode=proc.returncode, process_s=elapsed, peak_rss_mb=peak / MB,
-                       cpu_s=usage.ru_utime + usage.ru_stime,
-                       samples=samples, timed_out=timed_out, stderr_tail=tail)
+    return Measurement(
+        returncode=proc.returncode,
+        process_s=elapsed,
+        peak_rss_mb=peak / MB,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        samples=samples,
+        timed_out=timed_out,
+        stderr_tail=tail,
+    )

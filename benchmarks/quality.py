@@ -88,7 +88,10 @@ def evaluate(gif: Path, raw: Path, size: tuple[int, int], fps: int, stride: int 
     return Quality(
         psnr_mean=float(np.mean(scores)) if scores else None,
         psnr_min=float(np.min(scores)) if scores else None,
-        frames_evaluated=len(scores), stride=stride, frames_decoded=len(durations),
+        frames_evaluated=len(scores),
+        stride=stride,
+        frames_decoded=len(durations),
         frame_mapping="index" if by_index else "time-proportional",
-        play_s=sum(durations) / 1000.0, expected_play_s=n_source / fps,
+        play_s=sum(durations) / 1000.0,
+        expected_play_s=n_source / fps,
     )

@@ -38,22 +38,32 @@ def _row(r: dict[str, Any]) -> str:
     play = "–" if not q else f"{q['play_s']:.2f} / {q['expected_play_s']:.2f}"
     rss = _num(r.get("peak_rss_mb"), ",.0f") if r.get("status") in ("ok", "failed") else "–"
     cpu = _num(r.get("cpu_s"), ".1f") if r.get("status") in ("ok", "failed") else "–"
-    return (f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {cpu} | {rss} | "
-            f"{'–' if not size or r['case'] in ('render_only', 'null_savefig') else f'{size / 1e6:.1f}'} | {psnr} | {play} |")
+    return (
+        f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {cpu} | {rss} | "
+        f"{'–' if not size or r['case'] in ('render_only', 'null_savefig') else f'{size / 1e6:.1f}'} | {psnr} | {play} |"
+    )
 
 
 def markdown(doc: dict[str, Any]) -> str:
     """The results as markdown: machine line, then one table per (workload, frames)."""
-    lines = [f"Run `{doc.get('mode')}` at {doc.get('started')} ({doc.get('duration_s', '?')} s in all), "
-             f"commit {doc['machine'].get('git_commit') or '?'}.",
-             f"Machine: {summary(doc['machine'])}. "
-             f"Load average {doc['machine'].get('load_avg_at_start')} at start, "
-             f"{doc['machine'].get('load_avg_at_end')} at end.", ""]
+    lines = [
+        f"Run `{doc.get('mode')}` at {doc.get('started')} ({doc.get('duration_s', '?')} s in all), "
+        f"commit {doc['machine'].get('git_commit') or '?'}.",
+        f"Machine: {summary(doc['machine'])}. "
+        f"Load average {doc['machine'].get('load_avg_at_start')} at start, "
+        f"{doc['machine'].get('load_avg_at_end')} at end.",
+        "",
+    ]
     limits = {v: d.get("effective_limits", {}) for v, d in doc.get("imagemagick_variants", {}).items()}
     if limits:
-        lines.append("ImageMagick memory/map/disk limit as `identify -list resource` reports it: " + "; ".join(
-            f"{v}: {lim.get('memory', '?')}/{lim.get('map', '?')}/{lim.get('disk', '?')}" for v, lim in limits.items())
-            + ".")
+        lines.append(
+            "ImageMagick memory/map/disk limit as `identify -list resource` reports it: "
+            + "; ".join(
+                f"{v}: {lim.get('memory', '?')}/{lim.get('map', '?')}/{lim.get('disk', '?')}"
+                for v, lim in limits.items()
+            )
+            + "."
+        )
         lines.append("")
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in doc["results"]:
@@ -61,16 +71,21 @@ def markdown(doc: dict[str, Any]) -> str:
     for (workload, frames), rows in groups.items():
         w = doc["workloads"].get(workload, {})
         size = "x".join(map(str, w.get("size", [])))
-        lines += [f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})", "",
-                  "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB "
-                  "| GIF MB | PSNR mean / min dB | play s / expected |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})",
+            "",
+            "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB "
+            "| GIF MB | PSNR mean / min dB | play s / expected |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         order = {name: i for i, name in enumerate(CASES)}
         lines += [_row(r) for r in sorted(rows, key=lambda r: order.get(r["case"], 99))]
         lines.append("")
-    lines.append("Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
-                 "the whole process tree (python + encoder), sampled every 50 ms. PSNR is against matplotlib's own "
-                 "RGBA frames composited on white.")
+    lines.append(
+        "Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
+        "the whole process tree (python + encoder), sampled every 50 ms. PSNR is against matplotlib's own "
+        "RGBA frames composited on white."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -96,8 +111,9 @@ def _cell(r: dict[str, Any] | None) -> list[str]:
 
 def compact(doc: dict[str, Any], kind: str = E2E) -> str:
     """One row per case of ``kind``, three columns (time, peak RSS, PSNR) per workload and size."""
-    groups = sorted({(r["workload"], r["frames"]) for r in doc["results"]},
-                    key=lambda g: (list(doc["workloads"]).index(g[0]), g[1]))
+    groups = sorted(
+        {(r["workload"], r["frames"]) for r in doc["results"]}, key=lambda g: (list(doc["workloads"]).index(g[0]), g[1])
+    )
     by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
     names = [n for n, c in CASES.items() if c.kind == kind and any(r["case"] == n for r in doc["results"])]
     ref = "× floor" if kind == E2E else "× tuned convert"
@@ -115,23 +131,36 @@ def compact(doc: dict[str, Any], kind: str = E2E) -> str:
 
 def summary_md(doc: dict[str, Any]) -> str:
     """The README block: machine, then compact end-to-end and encode-only tables."""
-    return (f"Machine: {summary(doc['machine'])}; load average {doc['machine'].get('load_avg_at_start')} "
-            f"at start ({doc.get('mode')} run, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n\n"
-            f"End-to-end (render + save; ratio to the floor, `render_only`: update + one draw a frame):\n\n{compact(doc, E2E)}\n"
-            f"Encode-only (the raw RGBA stream matplotlib would pipe; ratio to `convert` with limits raised "
-            f"in policy.xml):\n\n{compact(doc, 'encode')}")
+    return (
+        f"Machine: {summary(doc['machine'])}; load average {doc['machine'].get('load_avg_at_start')} "
+        f"at start ({doc.get('mode')} run, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n\n"
+        f"End-to-end (render + save; ratio to the floor, `render_only`: update + one draw a frame):\n\n{compact(doc, E2E)}\n"
+        f"Encode-only (the raw RGBA stream matplotlib would pipe; ratio to `convert` with limits raised "
+        f"in policy.xml):\n\n{compact(doc, 'encode')}"
+    )
 
 
 # One colour per case, alike within a family: greys for the floor, oranges for ImageMagick as matplotlib runs
 # it, greens for Pillow, reds for ffmpeg, blues/purples for magicktune.
 COLORS = {
-    "render_only": "black", "null_savefig": "darkgray", "dump_raw": "dimgray",
-    "mpl_imagemagick": "#e6550d", "mpl_imagemagick_env": "#fd8d3c", "mpl_imagemagick_policy": "#a63603",
-    "convert_stock": "#e6550d", "convert_env": "#fd8d3c", "convert_policy": "#a63603",
-    "mpl_pillow": "#31a354", "pillow_encode": "#31a354",
-    "mpl_ffmpeg": "#de2d26", "ffmpeg_encode": "#de2d26",
-    "mt_imagemagick_tuned": "#756bb1", "mt_magicktune": "#3182bd", "mt_magicktune_blit": "#6baed6",
-    "mt_encode": "#3182bd", "mt_encode_stream": "#08519c",
+    "render_only": "black",
+    "null_savefig": "darkgray",
+    "dump_raw": "dimgray",
+    "mpl_imagemagick": "#e6550d",
+    "mpl_imagemagick_env": "#fd8d3c",
+    "mpl_imagemagick_policy": "#a63603",
+    "convert_stock": "#e6550d",
+    "convert_env": "#fd8d3c",
+    "convert_policy": "#a63603",
+    "mpl_pillow": "#31a354",
+    "pillow_encode": "#31a354",
+    "mpl_ffmpeg": "#de2d26",
+    "ffmpeg_encode": "#de2d26",
+    "mt_imagemagick_tuned": "#756bb1",
+    "mt_magicktune": "#3182bd",
+    "mt_magicktune_blit": "#6baed6",
+    "mt_encode": "#3182bd",
+    "mt_encode_stream": "#08519c",
 }
 
 
@@ -143,24 +172,35 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     workloads = list(doc["workloads"])
-    fig, axes = plt.subplots(2, len(workloads), figsize=(6.5 * len(workloads), 8.5), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, len(workloads), figsize=(6.5 * len(workloads), 8.5), squeeze=False, constrained_layout=True
+    )
     from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, ScalarFormatter
 
     names = [n for n in CASES if any(r["case"] == n for r in doc["results"])]
     handles: dict[str, Any] = {}
     for col, workload in enumerate(workloads):
         for name in names:
-            rows = sorted((r for r in doc["results"] if r["workload"] == workload and r["case"] == name
-                           and r.get("status") in ("ok", "failed") and r.get("wall_s") is not None),
-                          key=lambda r: r["frames"])
+            rows = sorted(
+                (
+                    r
+                    for r in doc["results"]
+                    if r["workload"] == workload
+                    and r["case"] == name
+                    and r.get("status") in ("ok", "failed")
+                    and r.get("wall_s") is not None
+                ),
+                key=lambda r: r["frames"],
+            )
             if not rows:
                 continue
-            style: dict[str, Any] = dict(color=COLORS.get(name, "tab:gray"),
-                                         linestyle="-" if CASES[name].kind == E2E else "--")
+            style: dict[str, Any] = dict(
+                color=COLORS.get(name, "tab:gray"), linestyle="-" if CASES[name].kind == E2E else "--"
+            )
             if name in ("render_only", "null_savefig", "dump_raw"):
-                style.update(linewidth=2.5 if name == "render_only" else 1.5,
-                             linestyle="-" if name == "render_only" else ":")
+                style.update(
+                    linewidth=2.5 if name == "render_only" else 1.5, linestyle="-" if name == "render_only" else ":"
+                )
             elif name.startswith("mt_"):
                 style.update(linewidth=2.5)
             for row_ax, key in ((0, "wall_s"), (1, "peak_rss_mb")):
@@ -168,11 +208,19 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                 good = [r for r in rows if r["status"] == "ok"]
                 bad = [r for r in rows if r["status"] != "ok"]
                 if good:
-                    handles.setdefault(name, ax.plot([r["frames"] for r in good], [r[key] for r in good],
-                                                     marker="o", **style)[0])
+                    handles.setdefault(
+                        name, ax.plot([r["frames"] for r in good], [r[key] for r in good], marker="o", **style)[0]
+                    )
                 if bad:
-                    line = ax.plot([r["frames"] for r in bad], [r[key] for r in bad], marker="x", markersize=11,
-                                   markeredgewidth=2, linestyle="none", color=style["color"])[0]
+                    line = ax.plot(
+                        [r["frames"] for r in bad],
+                        [r[key] for r in bad],
+                        marker="x",
+                        markersize=11,
+                        markeredgewidth=2,
+                        linestyle="none",
+                        color=style["color"],
+                    )[0]
                     handles.setdefault(f"{name} (failed)", line)
         for row_ax, ylabel in ((0, "wall time, s"), (1, "peak RSS of process tree, MB")):
             ax = axes[row_ax][col]
@@ -191,9 +239,15 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
             ax.yaxis.set_minor_formatter(NullFormatter())
     order = {name: i for i, name in enumerate(CASES)}
     labels = sorted(handles, key=lambda label: (order.get(label.split(" ")[0], 99), label))
-    axes[0][-1].legend([handles[label] for label in labels], labels, fontsize=7, loc="upper left",
-                       bbox_to_anchor=(1.02, 1.0),
-                       title="solid: end-to-end\ndashed: encode-only\nx: failed", title_fontsize=7)
+    axes[0][-1].legend(
+        [handles[label] for label in labels],
+        labels,
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        title="solid: end-to-end\ndashed: encode-only\nx: failed",
+        title_fontsize=7,
+    )
     title = f"magicktune benchmarks ({doc.get('mode')}): {summary(doc['machine'])}"
     fig.suptitle(textwrap.fill(title, width=int(110 * len(workloads))), fontsize=8)  # fits the figure's width
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,16 +259,31 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
 def write_results_md(results_dir: Path) -> Path:
     """Regenerate RESULTS.md beside ``results_dir`` from every results JSON in it: the full run, named runs, quick."""
     md = results_dir.parent / "RESULTS.md"
-    parts = ["# magicktune benchmark results", "",
-             "Generated by `python -m benchmarks` from the JSON in `results/`; do not edit by hand.",
-             "Regenerate a table alone with `python -m benchmarks --table benchmarks/results/full.json`.", ""]
+    parts = [
+        "# magicktune benchmark results",
+        "",
+        "Generated by `python -m benchmarks` from the JSON in `results/`; do not edit by hand.",
+        "Regenerate a table alone with `python -m benchmarks --table benchmarks/results/full.json`.",
+        "",
+    ]
     order = {"full": 0, "quick": 2}
     for path in sorted(results_dir.glob("*.json"), key=lambda p: (order.get(p.stem, 1), p.stem)):
         doc = load(path)
         title = {"full": "Full run", "quick": "Quick run"}.get(path.stem, f"Run `{path.stem}`")
         rel = path.with_suffix(".png").relative_to(md.parent)
-        parts += [f"## {title}", "", f"Command: `{doc['command']}`", "",
-                  f"![time and peak memory against frames]({rel.as_posix()})", "",
-                  summary_md(doc), "", "### Every figure", "", markdown(doc), ""]
+        parts += [
+            f"## {title}",
+            "",
+            f"Command: `{doc['command']}`",
+            "",
+            f"![time and peak memory against frames]({rel.as_posix()})",
+            "",
+            summary_md(doc),
+            "",
+            "### Every figure",
+            "",
+            markdown(doc),
+            "",
+        ]
     md.write_text("\n".join(parts))
     return md

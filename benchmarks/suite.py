@@ -12,10 +12,11 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks import imagemagick, machine
 from benchmarks.cases import CASES, E2E, ENCODE_BASELINE, FLOOR, Case, encode_command, missing_needs
@@ -38,8 +39,8 @@ class Plan:
     cases: list[str] = field(default_factory=lambda: list(CASES))
     timeout_s: float = 1200.0
     cap_slow: bool = True  # honour Case.max_frames
-    keep: bool = False     # keep GIFs and raw streams in the out dir
-    repeat: int = 1        # runs per case; the fastest successful run is reported (noisy machines)
+    keep: bool = False  # keep GIFs and raw streams in the out dir
+    repeat: int = 1  # runs per case; the fastest successful run is reported (noisy machines)
     # Frame caps overriding Case.max_frames, keyed "case" or "workload/case" (more specific wins);
     # None lifts a cap, 0 skips the case.
     caps: dict[str, int | None] = field(default_factory=dict)
@@ -57,8 +58,11 @@ class Plan:
 QUICK = Plan("quick", {"seed": [30, 90], "field": [30], "lines": [30]}, timeout_s=300.0, cap_slow=False)
 # The full run (about 80 minutes on a 2-core machine, most of it rendering). On `field` and `lines` the ImageMagick
 # variants that only differ from stock when memory runs out (they do not at 300 frames) are left out.
-_SMALL_ONLY = {f"{workload}/{case}": 0 for workload in ("field", "lines")
-               for case in ("mpl_imagemagick_env", "mpl_imagemagick_policy", "convert_stock", "convert_env")}
+_SMALL_ONLY: dict[str, int | None] = {
+    f"{workload}/{case}": 0
+    for workload in ("field", "lines")
+    for case in ("mpl_imagemagick_env", "mpl_imagemagick_policy", "convert_stock", "convert_env")
+}
 FULL = Plan("full", {"seed": [300, 3000], "field": [300], "lines": [300]}, timeout_s=1800.0, caps=_SMALL_ONLY)
 
 
@@ -76,8 +80,14 @@ def _child_env(base: dict[str, str]) -> dict[str, str]:
 def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, plan: Plan) -> dict[str, Any]:
     """Measure one case once; returns its result record (quality included when it made a GIF)."""
     spec = WORKLOADS[workload]
-    record: dict[str, Any] = {"workload": workload, "frames": frames, "case": case.name, "kind": case.kind,
-                              "label": case.label, "variant": case.variant}
+    record: dict[str, Any] = {
+        "workload": workload,
+        "frames": frames,
+        "case": case.name,
+        "kind": case.kind,
+        "label": case.label,
+        "variant": case.variant,
+    }
     missing = missing_needs(case)
     if missing:
         return {**record, "status": "unavailable", "error": f"missing: {', '.join(missing)}"}
@@ -95,8 +105,7 @@ def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, p
     if case.kind == E2E:
         result_file = workdir / f"{case.name}.result.json"
         result_file.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "benchmarks.child", case.name, workload, str(frames), str(out),
-                str(result_file)]
+        argv = [sys.executable, "-m", "benchmarks.child", case.name, workload, str(frames), str(out), str(result_file)]
         m = run_measured(argv, env=env, log=log, timeout=plan.timeout_s, cwd=REPO)
         child = json.loads(result_file.read_text()) if result_file.exists() else {}
         status = child.get("status", "failed")
@@ -106,8 +115,7 @@ def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, p
     else:
         argv, via_stdin = encode_command(case, raw, spec.size, spec.fps, out)
         record["command"] = " ".join(argv) + (f" < {raw.name}" if via_stdin else "")
-        m = run_measured(argv, env=env, stdin=raw if via_stdin else None, log=log, timeout=plan.timeout_s,
-                         cwd=REPO)
+        m = run_measured(argv, env=env, stdin=raw if via_stdin else None, log=log, timeout=plan.timeout_s, cwd=REPO)
         ok = m.returncode == 0 and out.exists() and out.stat().st_size > 0
         status, wall = ("ok" if ok else "failed"), m.process_s
         error = None if ok else _last_line(m.stderr_tail) or f"exit status {m.returncode}"
@@ -119,11 +127,19 @@ def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, p
     makes_file = CASES.keys() - {"render_only", "null_savefig"}
     if status == "ok" and makes_gif and not (out.exists() and out.stat().st_size):
         status, error = "failed", "no output written"
-    record.update({
-        "status": status, "error": error, "wall_s": wall, "process_s": m.process_s, "cpu_s": m.cpu_s,
-        "peak_rss_mb": m.peak_rss_mb, "rss_samples": m.samples, "returncode": m.returncode,
-        "output_bytes": out.stat().st_size if case.name in makes_file and out.exists() else None,
-    })
+    record.update(
+        {
+            "status": status,
+            "error": error,
+            "wall_s": wall,
+            "process_s": m.process_s,
+            "cpu_s": m.cpu_s,
+            "peak_rss_mb": m.peak_rss_mb,
+            "rss_samples": m.samples,
+            "returncode": m.returncode,
+            "output_bytes": out.stat().st_size if case.name in makes_file and out.exists() else None,
+        }
+    )
     if status == "ok" and makes_gif and raw.exists():
         try:
             record["quality"] = evaluate(out, raw, spec.size, spec.fps).as_dict()
@@ -142,8 +158,12 @@ def run_repeated(case: Case, workload: str, frames: int, workdir: Path, raw: Pat
     if len(runs) == 1:
         return runs[0]
     best = min(runs, key=lambda r: r["wall_s"])
-    return {**best, "runs": len(runs), "wall_s_all": [round(r["wall_s"], 3) for r in runs],
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+    return {
+        **best,
+        "runs": len(runs),
+        "wall_s_all": [round(r["wall_s"], 3) for r in runs],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
 
 
 def add_ratios(results: list[dict[str, Any]]) -> None:
@@ -165,29 +185,44 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
         r["ratio"] = round(r["wall_s"] / b, 3) if b and r.get("wall_s") and r.get("status") == "ok" else None
 
 
-def run_plan(plan: Plan, *, out_dir: Path = OUT_DIR, results_path: Path,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_plan(
+    plan: Plan, *, out_dir: Path = OUT_DIR, results_path: Path, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Run ``plan`` and write ``results_path`` (JSON) after every case; returns the document."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
-        "schema": 1, "mode": plan.mode, "started": _now(), "finished": None,
+        "schema": 1,
+        "mode": plan.mode,
+        "started": _now(),
+        "finished": None,
         "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
-        "plan": {"sizes": plan.sizes, "cases": plan.cases, "caps": plan.caps if plan.cap_slow else {},
-                 "case_caps": {c: CASES[c].max_frames for c in plan.cases if CASES[c].max_frames and plan.cap_slow},
-                 "repeat": plan.repeat, "timeout_s": plan.timeout_s},
+        "plan": {
+            "sizes": plan.sizes,
+            "cases": plan.cases,
+            "caps": plan.caps if plan.cap_slow else {},
+            "case_caps": {c: CASES[c].max_frames for c in plan.cases if CASES[c].max_frames and plan.cap_slow},
+            "repeat": plan.repeat,
+            "timeout_s": plan.timeout_s,
+        },
         "machine": machine.describe(REPO),
         "imagemagick_variants": imagemagick.describe_variants(out_dir),
-        "workloads": {name: {"size": list(WORKLOADS[name].size), "fps": WORKLOADS[name].fps,
-                             "description": WORKLOADS[name].description, "frames": sizes}
-                      for name, sizes in plan.sizes.items()},
+        "workloads": {
+            name: {
+                "size": list(WORKLOADS[name].size),
+                "fps": WORKLOADS[name].fps,
+                "description": WORKLOADS[name].description,
+                "frames": sizes,
+            }
+            for name, sizes in plan.sizes.items()
+        },
         "notes": {
             "wall_s": "end-to-end: figure build + ani.save() inside a fresh interpreter, imports excluded; "
-                      "encode-only: the command's wall time",
+            "encode-only: the command's wall time",
             "peak_rss_mb": "max of 50 ms samples of summed RSS over the process tree (python + encoder)",
             "cpu_s": "user + system CPU of the process and its reaped children",
             "psnr": "decoded GIF (Pillow, disposal honoured) vs source RGBA frames composited on white; "
-                    "every k-th frame when stride > 1; 100 dB means identical",
+            "every k-th frame when stride > 1; 100 dB means identical",
             "play_s": "sum of decoded GIF frame delays; expected_play_s = frames / fps",
             "ratio": f"end-to-end: wall / {FLOOR}; encode-only: wall / {ENCODE_BASELINE}",
         },
@@ -244,7 +279,9 @@ def _progress(r: dict[str, Any]) -> str:
     if r.get("wall_s") is not None:
         parts.append(f"{r['wall_s']:7.1f} s  {r.get('peak_rss_mb', 0):7.0f} MB")
     if q.get("psnr_mean") is not None:
-        parts.append(f"PSNR {q['psnr_mean']:.1f}/{q['psnr_min']:.1f} dB  play {q['play_s']:.1f}/{q['expected_play_s']:.1f} s")
+        parts.append(
+            f"PSNR {q['psnr_mean']:.1f}/{q['psnr_min']:.1f} dB  play {q['play_s']:.1f}/{q['expected_play_s']:.1f} s"
+        )
     if r.get("error") and r["status"] != "ok":
         parts.append("| " + " ".join(str(r["error"]).split())[:140])
     return "  ".join(parts)

@@ -7,8 +7,9 @@ renders bit-identical frames, however often matplotlib calls the update function
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,11 @@ def _field_animation(n_frames: int) -> Any:
 
     def field(i: int) -> np.ndarray:
         t = 2.0 * np.pi * i / 300.0  # one drift cycle per 300 frames, whatever the length
-        return (np.sin(2 * np.pi * (1.3 * x + 0.3 * np.cos(t))) * np.cos(2 * np.pi * (1.1 * y - 0.2 * np.sin(t)))
-                + 0.6 * np.sin(2 * np.pi * (x + 0.7 * y) + t) + 0.4 * np.cos(2 * np.pi * 2.2 * np.hypot(x - 0.5, y - 0.5) - t))
+        return (
+            np.sin(2 * np.pi * (1.3 * x + 0.3 * np.cos(t))) * np.cos(2 * np.pi * (1.1 * y - 0.2 * np.sin(t)))
+            + 0.6 * np.sin(2 * np.pi * (x + 0.7 * y) + t)
+            + 0.4 * np.cos(2 * np.pi * 2.2 * np.hypot(x - 0.5, y - 0.5) - t)
+        )
 
     fig = plt.figure(figsize=(6.4, 4.8), dpi=100)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
@@ -110,16 +114,32 @@ def _photo_animation(n_frames: int) -> Any:
 
 
 WORKLOADS: dict[str, Workload] = {
-    "seed": Workload("seed", (432, 720), FPS,
-                     "6x10 in @72 dpi, axis equal, scatter of 5000 points (s=4, alpha=0.25) converging to a ring",
-                     _seed_animation),
-    "field": Workload("field", (640, 480), FPS,
-                      "640x480 viridis imshow of a smooth drifting 2D field (palette-heavy)",
-                      _field_animation),
-    "lines": Workload("lines", (800, 600), FPS,
-                      "800x600 line plot: three travelling waves, legend, grid, a title that changes every frame",
-                      _lines_animation),
-    "photo": Workload("photo", (640, 480), FPS,
-                      "640x480 imshow of matplotlib's sample photograph, panned and zoomed (many colours)",
-                      _photo_animation),
+    "seed": Workload(
+        "seed",
+        (432, 720),
+        FPS,
+        "6x10 in @72 dpi, axis equal, scatter of 5000 points (s=4, alpha=0.25) converging to a ring",
+        _seed_animation,
+    ),
+    "field": Workload(
+        "field",
+        (640, 480),
+        FPS,
+        "640x480 viridis imshow of a smooth drifting 2D field (palette-heavy)",
+        _field_animation,
+    ),
+    "lines": Workload(
+        "lines",
+        (800, 600),
+        FPS,
+        "800x600 line plot: three travelling waves, legend, grid, a title that changes every frame",
+        _lines_animation,
+    ),
+    "photo": Workload(
+        "photo",
+        (640, 480),
+        FPS,
+        "640x480 imshow of matplotlib's sample photograph, panned and zoomed (many colours)",
+        _photo_animation,
+    ),
 }

@@ -79,8 +79,10 @@ def fallback_reason(figure: Any, dpi: float, savefig_kwargs: Mapping[str, Any]) 
     if transparent is None:
         transparent = mpl.rcParams["savefig.transparent"]
     wanted = {}
-    for prop, default in (("facecolor", mpl.rcParams["savefig.facecolor"]),
-                          ("edgecolor", mpl.rcParams["savefig.edgecolor"])):
+    for prop, default in (
+        ("facecolor", mpl.rcParams["savefig.facecolor"]),
+        ("edgecolor", mpl.rcParams["savefig.edgecolor"]),
+    ):
         color = savefig_kwargs.get(prop)
         if color is None:
             color = "none" if transparent else default
@@ -155,9 +157,9 @@ class FrameCapture:
         self.figure = figure
         self.dpi = dpi
         self.blit = blit
-        self.draws = 0         # frames drawn on the canvas directly (blit frames included)
-        self.fallbacks = 0     # frames taken through savefig
-        self.backgrounds = 0   # blit backgrounds drawn
+        self.draws = 0  # frames drawn on the canvas directly (blit frames included)
+        self.fallbacks = 0  # frames taken through savefig
+        self.backgrounds = 0  # blit backgrounds drawn
         self.last_fallback: str | None = None
         self._background: Any = None
         self._background_key: Any = None

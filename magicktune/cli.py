@@ -22,7 +22,6 @@ from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
 from .errors import MagickTuneError, UsageError
 from .resources import Route
 
-
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
 GENERATE_RESOURCES = ("memory", "map", "disk", "area", "width", "height", "list-length", "thread", "time")
 
@@ -48,61 +47,95 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="magicktune", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"magicktune {__version__}")
-    parser.add_argument("--imagemagick", metavar="PATH",
-                        help=f"the magick or convert binary to use (default: ${environment.IMAGEMAGICK} or PATH)")
+    parser.add_argument(
+        "--imagemagick",
+        metavar="PATH",
+        help=f"the magick or convert binary to use (default: ${environment.IMAGEMAGICK} or PATH)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     show = commands.add_parser("profile", help="what ImageMagick is here, its limits and who sets them")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(run=run_profile)
 
-    plan = commands.add_parser("apply", help="plan limits, engine and temp dir for a job",
-                               description="Plan a job and print it as a report, JSON, shell exports or a policy.")
+    plan = commands.add_parser(
+        "apply",
+        help="plan limits, engine and temp dir for a job",
+        description="Plan a job and print it as a report, JSON, shell exports or a policy.",
+    )
     job = plan.add_mutually_exclusive_group(required=True)
     job.add_argument("--frames", type=_positive_int, help="number of frames")
     job.add_argument("--stream", metavar="FILE", help="a raw stream on disk; its size gives the frame count")
     plan.add_argument("--size", required=True, metavar="WxH", help="frame size in pixels, like 432x720")
     plan.add_argument("--fps", type=float, help="frames per second")
     plan.add_argument("--channels", type=int, default=4, help="bytes a pixel in the stream (default 4, RGBA)")
-    plan.add_argument("--temp-dir", metavar="DIR",
-                      help="where a spilled pixel cache may go (default: your config's temporary-path, else the "
-                           "usual temp dir with room)")
-    plan.add_argument("--optimize-layers", choices=("auto", "yes", "no"), default="auto",
-                      help="the command adds -layers OptimizePlus, which holds a second, cropped copy of the frames "
-                           "(auto: as this matplotlib's ImageMagickWriter does)")
-    plan.add_argument("--format", choices=("text", "json", "shell", "policy"), default="text",
-                      help="text report, JSON, `export` lines for eval, or a policy dir (see --output)")
+    plan.add_argument(
+        "--temp-dir",
+        metavar="DIR",
+        help="where a spilled pixel cache may go (default: your config's temporary-path, else the "
+        "usual temp dir with room)",
+    )
+    plan.add_argument(
+        "--optimize-layers",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="the command adds -layers OptimizePlus, which holds a second, cropped copy of the frames "
+        "(auto: as this matplotlib's ImageMagickWriter does)",
+    )
+    plan.add_argument(
+        "--format",
+        choices=("text", "json", "shell", "policy"),
+        default="text",
+        help="text report, JSON, `export` lines for eval, or a policy dir (see --output)",
+    )
     plan.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
-    plan.add_argument("--output", metavar="DIR",
-                      help="where --format shell/policy put the override policy.xml (default: a private dir "
-                           "in the user cache)")
+    plan.add_argument(
+        "--output",
+        metavar="DIR",
+        help="where --format shell/policy put the override policy.xml (default: a private dir in the user cache)",
+    )
     plan.set_defaults(run=run_apply)
 
     policies = commands.add_parser("policy", help="generate, show and check policy.xml files")
     actions = policies.add_subparsers(title="actions", metavar="ACTION", required=True)
-    generate = actions.add_parser("generate", help="write a preset as policy.xml (an override by default)",
-                                  description="Render a preset (policies/*.yaml, or your own YAML file) as an "
-                                              "override for MAGICK_CONFIGURE_PATH, or as a whole policy.")
-    generate.add_argument("preset", nargs="?", help="preset name or YAML file (default: your config's, "
-                                                    "else 'animation')")
+    generate = actions.add_parser(
+        "generate",
+        help="write a preset as policy.xml (an override by default)",
+        description="Render a preset (policies/*.yaml, or your own YAML file) as an "
+        "override for MAGICK_CONFIGURE_PATH, or as a whole policy.",
+    )
+    generate.add_argument(
+        "preset", nargs="?", help="preset name or YAML file (default: your config's, else 'animation')"
+    )
     generate.add_argument("--list", action="store_true", help="list the presets and stop")
-    generate.add_argument("--standalone", action="store_true",
-                          help="a complete policy.xml to install in place of the system's (keeps its rules)")
-    generate.add_argument("--no-system-rules", action="store_true",
-                          help="with --standalone: leave the system's security rules out (check will say so)")
+    generate.add_argument(
+        "--standalone",
+        action="store_true",
+        help="a complete policy.xml to install in place of the system's (keeps its rules)",
+    )
+    generate.add_argument(
+        "--no-system-rules",
+        action="store_true",
+        help="with --standalone: leave the system's security rules out (check will say so)",
+    )
     for name in GENERATE_RESOURCES:
         generate.add_argument(f"--{name}", metavar="SIZE", help=f"override the preset's {name}")
     generate.add_argument("--temporary-path", metavar="DIR", help="where ImageMagick spills its cache")
-    generate.add_argument("-o", "--output", metavar="PATH", help="write here (a directory, or a path ending in "
-                                                                 "policy.xml) instead of standard output")
+    generate.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="write here (a directory, or a path ending in policy.xml) instead of standard output",
+    )
     generate.set_defaults(run=run_policy_generate)
     show_policy = actions.add_parser("show", help="the policy in force and where each part comes from")
     show_policy.add_argument("--json", action="store_true", help="print JSON")
     show_policy.set_defaults(run=run_policy_show)
     check = actions.add_parser("check", help="what ImageMagick makes of a policy.xml")
     check.add_argument("file", help="the policy.xml to check")
-    check.add_argument("--standalone", action="store_true",
-                       help="judge it as a replacement for the system policy, not an override")
+    check.add_argument(
+        "--standalone", action="store_true", help="judge it as a replacement for the system policy, not an override"
+    )
     check.add_argument("--json", action="store_true", help="print the findings as JSON")
     check.set_defaults(run=run_policy_check)
 
@@ -112,10 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--size", required=True, metavar="WxH", help="frame size in pixels, like 432x720")
     encode.add_argument("--fps", type=float, required=True, help="frames per second")
     encode.add_argument("--colors", type=int, default=256, help="colours per frame, 2 to 256 (default 256)")
-    encode.add_argument("--dither", choices=("none", "floyd-steinberg", "riemersma"), default=None,
-                        help="dither method (default: the encoder's)")
-    encode.add_argument("--no-optimize", dest="optimize", action="store_false",
-                        help="write whole frames instead of only what changed")
+    encode.add_argument(
+        "--dither",
+        choices=("none", "floyd-steinberg", "riemersma"),
+        default=None,
+        help="dither method (default: the encoder's)",
+    )
+    encode.add_argument(
+        "--no-optimize", dest="optimize", action="store_false", help="write whole frames instead of only what changed"
+    )
     encode.add_argument("--global-palette", action="store_true", help="one palette for all frames")
     encode.add_argument("--loop", type=int, default=0, help="times to loop, 0 = forever (default)")
     encode.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -143,13 +181,24 @@ def run_profile(args: argparse.Namespace) -> int:
     machine = profile.Machine.read()
     security = [rule for rule in effective.rules if rule.is_security_rule]
     if args.json:
-        print(json.dumps({
-            "imagemagick": {"version": im.version, "major": im.major, "quantum_depth": im.quantum_depth,
-                            "hdri": im.hdri, "openmp": im.openmp, "convert": list(im.convert),
-                            "bytes_per_pixel": im.bytes_per_pixel},
-            **effective.to_dict(),
-            "machine": vars(machine),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "imagemagick": {
+                        "version": im.version,
+                        "major": im.major,
+                        "quantum_depth": im.quantum_depth,
+                        "hdri": im.hdri,
+                        "openmp": im.openmp,
+                        "convert": list(im.convert),
+                        "bytes_per_pixel": im.bytes_per_pixel,
+                    },
+                    **effective.to_dict(),
+                    "machine": vars(machine),
+                },
+                indent=2,
+            )
+        )
         return 0
     openmp = ", OpenMP" if im.openmp else ""
     print(f"{im.label}{openmp}, {im.bytes_per_pixel} bytes a pixel in cache: {' '.join(im.convert)}")
@@ -158,10 +207,14 @@ def run_profile(args: argparse.Namespace) -> int:
     for setting in effective.resources:
         value = units.human(setting.value, units.RESOURCE_KINDS[setting.name])
         print(f"  {setting.name:<12} {value:>12}   {setting.source}")
-    print(f"security rules: {len(security)}" + "".join(
-        f"\n  {r.domain} {r.pattern}: {(r.rights or '').strip()}   {r.path}" for r in security))
-    print(f"machine: {units.human(machine.ram_available)} of {units.human(machine.ram_total)} RAM free, "
-          f"{machine.cpus} cores, {units.human(machine.temp_free)} free in {machine.temp_dir}")
+    print(
+        f"security rules: {len(security)}"
+        + "".join(f"\n  {r.domain} {r.pattern}: {(r.rights or '').strip()}   {r.path}" for r in security)
+    )
+    print(
+        f"machine: {units.human(machine.ram_available)} of {units.human(machine.ram_total)} RAM free, "
+        f"{machine.cpus} cores, {units.human(machine.temp_free)} free in {machine.temp_dir}"
+    )
     return 0
 
 
@@ -172,11 +225,13 @@ def run_policy_generate(args: argparse.Namespace) -> int:
         return 0
     if args.no_system_rules and not args.standalone:
         raise UsageError("--no-system-rules only applies to --standalone: an override never touches system rules")
-    temp = None if args.temporary_path is None else profile.checked_temporary_path(args.temporary_path,
-                                                                                   "--temporary-path")
+    temp = (
+        None if args.temporary_path is None else profile.checked_temporary_path(args.temporary_path, "--temporary-path")
+    )
     preset = policy.configured_preset(args.preset, resources=_resource_options(args), temporary_path=temp)
-    text = policy.generate(preset, standalone=args.standalone, keep_system_rules=not args.no_system_rules,
-                           imagemagick=_imagemagick(args))
+    text = policy.generate(
+        preset, standalone=args.standalone, keep_system_rules=not args.no_system_rules, imagemagick=_imagemagick(args)
+    )
     if not args.output:
         sys.stdout.write(text)
         return 0
@@ -216,8 +271,17 @@ def run_policy_check(args: argparse.Namespace) -> int:
     errors = sum(f.level == "error" for f in findings)
     warnings = sum(f.level == "warning" for f in findings)
     if args.json:
-        print(json.dumps({"file": args.file, "errors": errors, "warnings": warnings,
-                          "findings": [{"level": f.level, "message": f.message} for f in findings]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "file": args.file,
+                    "errors": errors,
+                    "warnings": warnings,
+                    "findings": [{"level": f.level, "message": f.message} for f in findings],
+                },
+                indent=2,
+            )
+        )
     else:
         for finding in findings:
             print(finding)
@@ -251,16 +315,23 @@ def run_apply(args: argparse.Namespace) -> int:
     elif args.format == "shell":
         print(shell_exports(plan, im, args.output))
     else:
-        text = policy.render(plan.limits, temporary_path=plan.temporary_path,
-                             comment=f"magicktune plan for {_job_words(job)}: resource limits only")
-        written = policy.write(_policy_file(args.output or _default_policy_dir(text)), text,
-                               private=args.output is None)
+        text = policy.render(
+            plan.limits,
+            temporary_path=plan.temporary_path,
+            comment=f"magicktune plan for {_job_words(job)}: resource limits only",
+        )
+        written = policy.write(
+            _policy_file(args.output or _default_policy_dir(text)), text, private=args.output is None
+        )
         print(f"wrote {written}\nuse it with: {_configure_path_export(written.parent)}")
         short = _beyond_builtin_defaults(plan, im, written.parent)
         if short:
-            print(f"magicktune: note: a policy can only lower ImageMagick's built-in limits, so with this one alone "
-                  f"ImageMagick runs with {', '.join(short.values())}: also export "
-                  f"{' '.join(short)}, or use --format shell", file=sys.stderr)
+            print(
+                f"magicktune: note: a policy can only lower ImageMagick's built-in limits, so with this one alone "
+                f"ImageMagick runs with {', '.join(short.values())}: also export "
+                f"{' '.join(short)}, or use --format shell",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -278,8 +349,9 @@ def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directo
             continue
         if units.same_limit(got, wanted, kind):
             continue
-        short[f"{limit_variable(name)}={units.to_magick(wanted, kind)}"] = (f"{name} {units.human(got, kind)}, "
-                                                                       f"not {units.human(wanted, kind)}")
+        short[f"{limit_variable(name)}={units.to_magick(wanted, kind)}"] = (
+            f"{name} {units.human(got, kind)}, not {units.human(wanted, kind)}"
+        )
     return short
 
 
@@ -300,8 +372,10 @@ def _policy_file(path: str | os.PathLike) -> Path:
     if path.name == "policy.xml" and not path.is_dir():
         return path
     if path.suffix.lower() == ".xml" and not path.is_dir():
-        raise UsageError(f"--output {str(path)!r}: ImageMagick loads only files named policy.xml: give a directory, "
-                         f"or a path ending in policy.xml")
+        raise UsageError(
+            f"--output {str(path)!r}: ImageMagick loads only files named policy.xml: give a directory, "
+            f"or a path ending in policy.xml"
+        )
     return path / "policy.xml"
 
 
@@ -321,25 +395,36 @@ def report(plan: profile.Plan) -> str:
         f"imagemagick  {plan.imagemagick}, {cache.bytes_per_pixel} bytes a pixel in cache",
     ]
     if cache.read_bytes is not None and job.frames is not None:
-        layers = (f", up to {human(cache.peak_bytes)} with -layers OptimizePlus" if cache.optimize_layers
-                  else "")
-        lines.append(f"pixel cache  {human(cache.read_bytes)} while reading, {human(cache.gif_bytes)} while "
-                     f"writing GIF{layers}; list length at least {job.frames + 1}")
-    lines.append(f"machine      {human(machine.ram_available)} of {human(machine.ram_total)} RAM free, "
-                 f"{machine.cpus} cores, {human(machine.temp_free)} free in {machine.temp_dir}")
-    now = ", ".join(f"{n} {human(plan.current_limits.get(n), units.RESOURCE_KINDS[n])}"
-                    for n in ("memory", "map", "disk", "list-length"))
+        layers = f", up to {human(cache.peak_bytes)} with -layers OptimizePlus" if cache.optimize_layers else ""
+        lines.append(
+            f"pixel cache  {human(cache.read_bytes)} while reading, {human(cache.gif_bytes)} while "
+            f"writing GIF{layers}; list length at least {job.frames + 1}"
+        )
+    lines.append(
+        f"machine      {human(machine.ram_available)} of {human(machine.ram_total)} RAM free, "
+        f"{machine.cpus} cores, {human(machine.temp_free)} free in {machine.temp_dir}"
+    )
+    now = ", ".join(
+        f"{n} {human(plan.current_limits.get(n), units.RESOURCE_KINDS[n])}"
+        for n in ("memory", "map", "disk", "list-length")
+    )
     fit = "" if plan.frames_that_fit_now is None else f": room for about {plan.frames_that_fit_now} frames"
     lines.append(f"limits now   {now}{fit}")
     planned = ", ".join(f"{n} {human(v, units.RESOURCE_KINDS[n])}" for n, v in plan.limits.items())
     lines.append(f"plan         {planned}, temp dir {plan.temporary_path}")
-    convert = {"memory": "fits in memory", "disk": "spills to disk (slow)", "no": "does not fit",
-               "unknown": "depends on the frame count"}[plan.convert_fits]
-    lines.append(f"engine       {plan.engine} (streaming, about {human(plan.streaming_bytes)}); "
-                 f"tuned convert {convert}")
+    convert = {
+        "memory": "fits in memory",
+        "disk": "spills to disk (slow)",
+        "no": "does not fit",
+        "unknown": "depends on the frame count",
+    }[plan.convert_fits]
+    lines.append(
+        f"engine       {plan.engine} (streaming, about {human(plan.streaming_bytes)}); tuned convert {convert}"
+    )
     lines += [f"note         {w}" for w in plan.warnings]
-    keywords = ", ".join(f"{n.replace('-', '_')}={_python_literal(v, units.RESOURCE_KINDS[n])}"
-                         for n, v in plan.limits.items())
+    keywords = ", ".join(
+        f"{n.replace('-', '_')}={_python_literal(v, units.RESOURCE_KINDS[n])}" for n, v in plan.limits.items()
+    )
     lines.append(f"in Python    with magicktune.limits({keywords}): ani.save(..., writer='imagemagick')")
     return "\n".join(lines)
 
@@ -367,8 +452,12 @@ def run_encode(args: argparse.Namespace) -> int:
     from . import encoder
 
     width, height = profile.parse_geometry(args.size)
-    options = {"colors": args.colors, "optimize": args.optimize, "global_palette": args.global_palette,
-               "loop": args.loop}
+    options = {
+        "colors": args.colors,
+        "optimize": args.optimize,
+        "global_palette": args.global_palette,
+        "loop": args.loop,
+    }
     if args.dither is not None:
         options["dither"] = args.dither
     total = None
@@ -381,19 +470,27 @@ def run_encode(args: argparse.Namespace) -> int:
         bar = Progress(total, "encoding", notebook=False)
     source = sys.stdin.buffer if args.source == "-" else args.source
     try:
-        stats = encoder.encode_stream(source, args.output, (width, height), args.fps,
-                                      progress=bar.to if bar else None, **options)
+        stats = encoder.encode_stream(
+            source, args.output, (width, height), args.fps, progress=bar.to if bar else None, **options
+        )
     finally:
         if bar is not None:
             bar.close()
-    summary = {"output": args.output, "frames": stats.frames, "gif_frames": stats.gif_frames,
-               "bytes": stats.bytes, "seconds": round(stats.seconds, 3)}
+    summary = {
+        "output": args.output,
+        "frames": stats.frames,
+        "gif_frames": stats.gif_frames,
+        "bytes": stats.bytes,
+        "seconds": round(stats.seconds, 3),
+    }
     report_to = sys.stderr if args.output == "-" else sys.stdout  # stdout may be the GIF itself
     if args.json:
         print(json.dumps(summary), file=report_to)
     else:
-        print(f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes)} in {stats.seconds:.1f} s",
-              file=report_to)
+        print(
+            f"wrote {args.output}: {stats.frames} frames, {units.human(stats.bytes)} in {stats.seconds:.1f} s",
+            file=report_to,
+        )
     return 0
 
 

@@ -62,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = magicktune.plan(magicktune.Job(432, 720, args.frames, fps=SEED_FPS))
     print(f"{args.frames} frames of 432x720 at {SEED_FPS} fps: {units.human(plan.job.stream_bytes)} of raw RGBA.")
-    print(f"writer='imagemagick' would need {units.human(plan.cache.peak_bytes)} of {plan.imagemagick} pixel cache"
-          + (f"; this machine's limits hold about {plan.frames_that_fit_now} frames."
-             if plan.frames_that_fit_now is not None else "."))
+    print(
+        f"writer='imagemagick' would need {units.human(plan.cache.peak_bytes)} of {plan.imagemagick} pixel cache"
+        + (
+            f"; this machine's limits hold about {plan.frames_that_fit_now} frames."
+            if plan.frames_that_fit_now is not None
+            else "."
+        )
+    )
     print(f"saving {args.output} with writer='magicktune' ...", flush=True)
 
     animation = seed_animation(args.frames)
@@ -78,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     size = Path(args.output).stat().st_size
-    print(f"\rwrote {args.output}: {units.human(size)} in {seconds:.1f} s "
-          f"({args.frames / seconds:.0f} frames/s, rendering included), peak memory {units.human(peak)}")
+    print(
+        f"\rwrote {args.output}: {units.human(size)} in {seconds:.1f} s "
+        f"({args.frames / seconds:.0f} frames/s, rendering included), peak memory {units.human(peak)}"
+    )
     return 0
 
 

@@ -2,38 +2,42 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import secrets
-import shutil
 import stat
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import wand.resource
-from wand.api import libmagick, library
-from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
-from wand.version import MAGICK_VERSION_NUMBER
+from wand.image import Image
 
+from .atomic import AtomicOutput
 from .errors import EncodeError, InvalidValue
-from .gif import (DISPOSE_BACKGROUND, DISPOSE_NONE, MAX_DELAY_CS, MAX_LOOP, MAX_SIDE, MIN_DELAY_CS, GifFrame, GifWriter,
-                  delay_schedule, split_gif)
+from .frames import STATIC_DETAIL_FOR_TRANSPARENCY, as_rgba, bbox, binarize_alpha, static_detail
+from .gif import (
+    DISPOSE_BACKGROUND,
+    DISPOSE_NONE,
+    MAX_DELAY_CS,
+    MAX_LOOP,
+    MAX_SIDE,
+    MIN_DELAY_CS,
+    GifFrame,
+    GifWriter,
+    delay_schedule,
+    split_gif,
+)
+from .lzw import lzw
+from .palette import DEFAULT_TREEDEPTH, DITHERS, OPAQUE, colours, dither_image, map_colours
 
-DITHERS = ("none", "floyd-steinberg", "riemersma")
-#: Each of DITHERS as Wand names ImageMagick's DitherMethod.
-WAND_DITHERS = {"none": "no", "floyd-steinberg": "floyd_steinberg", "riemersma": "riemersma"}
-# Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
-# measured 0.80-0.98 on line plots (transparency 3-17x smaller), 0.00-0.01 on scatter and imshow (5-15% larger).
-STATIC_DETAIL_FOR_TRANSPARENCY = 0.3
-# IM's automatic depth for 256 RGB colours is 6; 5 matched `convert -layers OptimizePlus` in size at higher PSNR.
-DEFAULT_TREEDEPTH = 5
-Progress = Callable[[int, Union[int, None]], None]
+__all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats"]
+
+Progress = Callable[[int, int | None], None]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -45,198 +49,6 @@ class EncodeStats:
     gif_frames: int
     bytes: int
     seconds: float
-
-
-class _QuantizeInfo6(ctypes.Structure):
-    """IM6's QuantizeInfo (magick/quantize.h)."""
-
-    _fields_ = [
-        ("number_colors", ctypes.c_size_t),
-        ("tree_depth", ctypes.c_size_t),
-        ("dither", ctypes.c_int),
-        ("colorspace", ctypes.c_int),
-        ("measure_error", ctypes.c_int),
-        ("signature", ctypes.c_size_t),
-        ("dither_method", ctypes.c_int),
-    ]
-
-
-library.GetImageFromMagickWand.restype = ctypes.c_void_p
-library.GetImageFromMagickWand.argtypes = [ctypes.c_void_p]
-if MAGICK_VERSION_NUMBER < 0x700:
-    libmagick.AcquireQuantizeInfo.restype = ctypes.POINTER(_QuantizeInfo6)
-    libmagick.AcquireQuantizeInfo.argtypes = [ctypes.c_void_p]
-    libmagick.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
-    libmagick.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
-
-
-def _quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
-    """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
-    info = libmagick.AcquireQuantizeInfo(None)
-    try:
-        info.contents.number_colors = colors
-        info.contents.tree_depth = treedepth
-        info.contents.dither = 1
-        info.contents.dither_method = dither_method
-        if not libmagick.QuantizeImage(info, library.GetImageFromMagickWand(image.wand)):
-            image.raise_exception()
-            raise EncodeError("ImageMagick QuantizeImage failed")
-    finally:
-        libmagick.DestroyQuantizeInfo(info)
-
-
-def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
-    """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
-    if MAGICK_VERSION_NUMBER >= 0x700:
-        image.quantize(colors, treedepth=treedepth, dither=WAND_DITHERS[dither])
-    elif dither == "floyd-steinberg":
-        _quantize_im6(image, colors, DITHER_METHODS.index(WAND_DITHERS[dither]), treedepth)
-    else:
-        image.quantize(colors, treedepth=treedepth, dither=dither == "riemersma")
-
-
-#: An RGBA pixel read as one little-endian 32-bit number is opaque when it is at least this (alpha is the top byte).
-OPAQUE = 0xFF000000
-#: ... and shown opaque in a GIF when it is at least this (alpha 128 or more).
-SHOWN_OPAQUE = 0x80000000
-
-
-def _colours(rgba: np.ndarray) -> np.ndarray:
-    """An (h, w, 4) uint8 frame as (h, w) 32-bit RGBA numbers, a view: one comparison a pixel instead of four."""
-    return rgba.view("<u4")[..., 0]
-
-
-def _image(pixels: np.ndarray) -> Image:
-    """An ImageMagick image of an (h, w, 4) uint8 frame, its alpha skipped ('P') when every pixel is opaque."""
-    pixels = np.ascontiguousarray(pixels)
-    opaque = bool((_colours(pixels) >= OPAQUE).all())
-    return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
-
-
-#: The same libMagickWand, for calls that take microseconds: through a PyDLL they keep the GIL (see _Wand).
-_quick = ctypes.PyDLL(library._name)
-_quick.NewMagickWand.restype = ctypes.c_void_p
-_quick.DestroyMagickWand.argtypes = [ctypes.c_void_p]
-_quick.DestroyMagickWand.restype = ctypes.c_void_p
-_quick.MagickSetFormat.argtypes = _quick.MagickSetImageFormat.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-_quick.MagickRelinquishMemory.argtypes = [ctypes.c_void_p]
-_quick.MagickRelinquishMemory.restype = ctypes.c_void_p
-_quick.MagickGetException.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
-_quick.MagickGetException.restype = ctypes.c_void_p
-_NO_DITHER_METHOD = DITHER_METHODS.index(WAND_DITHERS["none"])
-_NO_DITHER = 0 if MAGICK_VERSION_NUMBER < 0x700 else _NO_DITHER_METHOD  # MagickQuantizeImage takes a boolean in IM6
-
-
-class _Wand:
-    """A bare MagickWand for the per-frame path, one library call per step.
-
-    Each library call lets a thread that is busy in Python (matplotlib drawing the next frame) take the GIL,
-    which the worker then waits up to the switch interval to get back. Wand's Image makes some 30 calls a
-    frame; here only the 5 that do the work release the GIL.
-    """
-
-    def __init__(self) -> None:
-        self.handle = _quick.NewMagickWand()
-
-    def __enter__(self) -> _Wand:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        _quick.DestroyMagickWand(self.handle)
-
-    def _check(self, ok: bool, doing: str) -> None:
-        if not ok:
-            severity = ctypes.c_int()
-            text = _quick.MagickGetException(self.handle, ctypes.byref(severity))
-            message = ctypes.string_at(text).decode("utf-8", "replace") if text else "no reason given"
-            _quick.MagickRelinquishMemory(text)
-            raise EncodeError(f"ImageMagick failed to {doing}: {message}")
-
-    def constitute(self, pixels: np.ndarray, channel_map: str) -> None:
-        """Read an (h, w, 4) C-contiguous uint8 array, its bytes named by `channel_map` ('RGBA', or 'RGBP' to skip alpha)."""
-        height, width = pixels.shape[:2]
-        self._check(library.MagickConstituteImage(self.handle, width, height, channel_map.encode("ascii"),
-                                                  STORAGE_TYPES.index("char"), pixels.ctypes.data),
-                    "import the frame")
-
-    def quantize(self, colors: int, treedepth: int) -> None:
-        self._check(library.MagickQuantizeImage(self.handle, colors, COLORSPACE_TYPES.index("srgb"), treedepth,
-                                                _NO_DITHER, False), "quantize")
-
-    def remap(self, palette: _Wand) -> None:
-        self._check(library.MagickRemapImage(self.handle, palette.handle, _NO_DITHER_METHOD), "remap")
-
-    def export_rgba(self, height: int, width: int) -> np.ndarray:
-        out = np.empty((height, width, 4), np.uint8)
-        self._check(library.MagickExportImagePixels(self.handle, 0, 0, width, height, b"RGBA",
-                                                    STORAGE_TYPES.index("char"), out.ctypes.data), "export pixels")
-        return out
-
-    def read(self, blob: bytes, format: str) -> None:
-        _quick.MagickSetFormat(self.handle, format.encode("ascii"))
-        self._check(library.MagickReadImageBlob(self.handle, blob, len(blob)), f"read {format}")
-
-    def blob(self, format: str) -> bytes:
-        name = format.encode("ascii")
-        self._check(_quick.MagickSetFormat(self.handle, name) and _quick.MagickSetImageFormat(self.handle, name),
-                    f"select {format}")
-        length = ctypes.c_size_t()
-        data = library.MagickGetImageBlob(self.handle, ctypes.byref(length))
-        self._check(bool(data), f"write {format}")
-        try:
-            return ctypes.string_at(data, length.value)
-        finally:
-            _quick.MagickRelinquishMemory(ctypes.cast(data, ctypes.c_void_p))
-
-
-def map_colours(
-    pixels: np.ndarray, colors: int, treedepth: int = 0, palette: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """ImageMagick's undithered quantization (or remap to `palette`) of an (h, w, 4) uint8 frame, as
-    (colour table of RGBA numbers, transparent ones as 0 and first; (h, w) uint8 indexes into it).
-
-    ImageMagick classifies and maps a run of equal pixels in one step. Sorted by colour, a frame is one run per
-    distinct colour, each as long as its count: the same colour tree and the same nearest colours as for the
-    frame itself, at a fraction of the cost, since antialiased edges break a plot's rows into tens of
-    thousands of runs.
-    """
-    height, width = pixels.shape[:2]
-    keys = _colours(np.ascontiguousarray(pixels)).reshape(-1)
-    order = np.argsort(keys).astype(np.int32)  # half the memory of the int64 order, held to the end
-    runs = keys[order]
-    del keys
-    starts = np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
-    with _Wand() as image:
-        image.constitute(runs.view(np.uint8).reshape(height, width, 4), "RGBP" if runs[0] >= OPAQUE else "RGBA")
-        del runs  # ImageMagick holds its own copy
-        if palette is None:
-            image.quantize(colors, treedepth)
-        else:
-            with _Wand() as affinity:
-                affinity.constitute(np.ascontiguousarray(palette), "RGBA")
-                image.remap(affinity)
-        mapped = _colours(image.export_rgba(height, width)).reshape(-1)[starts]
-    mapped = np.where(mapped >= SHOWN_OPAQUE, mapped | OPAQUE, 0).astype("<u4")
-    table, lookup = np.unique(mapped, return_inverse=True)
-    indexes = np.empty(order.size, np.uint8)
-    indexes[order] = np.repeat(lookup.astype(np.uint8), np.diff(starts, append=order.size))
-    return table, indexes.reshape(height, width)
-
-
-def lzw(table: np.ndarray, indexes: np.ndarray, transparency: int | None) -> GifFrame:
-    """LZW-compress an index image with ImageMagick's GIF coder.
-
-    It goes in as a colormapped MIFF (ImageMagick's own format), which the GIF coder writes index for index,
-    table entry for table entry, instead of quantizing it again.
-    """
-    height, width = indexes.shape
-    rgb = table.view(np.uint8).reshape(-1, 4)[:, :3]
-    header = (f"id=ImageMagick\nclass=PseudoClass colors={len(rgb)} matte=False\n"
-              f"columns={width} rows={height} depth=8\n\f\n:\x1a").encode("ascii")
-    with _Wand() as image:
-        image.read(header + rgb.tobytes() + np.ascontiguousarray(indexes).tobytes(), "MIFF")
-        frame = split_gif(image.blob("GIF"))
-    return replace(frame, transparency=transparency)
 
 
 def compress(
@@ -264,7 +76,7 @@ def compress(
             return lzw(np.append(table, np.uint32(0)), indexes, len(table))
         return lzw(table, indexes, None)
     table, indexes = map_colours(pixels, colors, treedepth, palette)
-    entries = _colours(np.ascontiguousarray(palette)).reshape(-1)
+    entries = colours(np.ascontiguousarray(palette)).reshape(-1)
     position = np.argsort(entries)
     found = position[np.searchsorted(entries, table, sorter=position).clip(max=len(entries) - 1)]
     if not np.array_equal(entries[found], table):
@@ -278,11 +90,7 @@ def _compress_dithered(
 ) -> GifFrame:
     """Dithering spreads each pixel's error to its neighbours, so ImageMagick works on the frame as laid out."""
     with _image(pixels) as image:
-        if palette is None:
-            quantize(image, min(colors, 255) if spare_transparent else colors, dither, treedepth)
-        else:
-            with Image.from_array(palette) as affinity:
-                image.remap(affinity, WAND_DITHERS[dither])
+        dither_image(image, min(colors, 255) if spare_transparent else colors, dither, palette, treedepth)
         frame = split_gif(image.make_blob("gif"))
     if spare_transparent and frame.transparency is None:
         if palette is None:
@@ -292,26 +100,11 @@ def _compress_dithered(
     return frame
 
 
-def _binarize_alpha(src: np.ndarray) -> np.ndarray:
-    out = src.copy()
-    clear = src[..., 3] < 128
-    out[clear] = 0
-    out[~clear, 3] = 255
-    return out
-
-
-def _static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
-    """Share of the crop's colour edges that lie between unchanged pixels: what diff transparency would save."""
-    colour = _colours(crop)
-    edges = colour[:, 1:] != colour[:, :-1]
-    static = edges & ~changed[:, 1:] & ~changed[:, :-1]
-    return float(static.sum()) / max(1, int(edges.sum()))
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1)
+def _image(pixels: np.ndarray) -> Image:
+    """An ImageMagick image of an (h, w, 4) uint8 frame, its alpha skipped ('P') when every pixel is opaque."""
+    pixels = np.ascontiguousarray(pixels)
+    opaque = bool((colours(pixels) >= OPAQUE).all())
+    return Image.from_array(pixels, channel_map="RGBP" if opaque else "RGBA")
 
 
 @dataclass
@@ -368,26 +161,6 @@ class _ProcessSettings:
 _process_settings = _ProcessSettings()
 
 
-def writable_target(path: PathLike) -> str:
-    """The file to replace at the end (through a symlink, as convert writes), checked before any work is done."""
-    target = os.path.realpath(os.fspath(path))
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise IsADirectoryError(f"{os.fspath(path)} is a directory: name the GIF to write")
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {os.fspath(path)}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot write {os.fspath(path)}: directory {directory} is not writable")
-    return target
-
-
-def partial_path(path: PathLike) -> str:
-    """A hidden, unique name beside `path` for the file being written; it keeps the suffix tools read the format from."""
-    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
-    stem, suffix = os.path.splitext(name)
-    return os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.partial{suffix}")
-
-
 def cores() -> int:
     """CPUs this process may run on."""
     try:
@@ -425,8 +198,10 @@ class GifEncoder:
         if dither not in DITHERS:
             raise InvalidValue(f"dither must be one of {DITHERS}, got {dither!r}")
         if loop is not None and not (isinstance(loop, int) and 0 <= loop <= MAX_LOOP):
-            raise InvalidValue(f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
-                             f"(play once), got {loop!r}")
+            raise InvalidValue(
+                f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
+                f"(play once), got {loop!r}"
+            )
         if workers is not None and workers < 1:
             raise InvalidValue(f"workers must be at least 1, got {workers}")
         self.size = (width, height)
@@ -450,22 +225,19 @@ class GifEncoder:
         self._max_inflight = 2 * self.workers
         self._writer: GifWriter | None = None
         self._closed = False
-        self._path: str | None = None
-        self._tmp: str | None = None
-        if not hasattr(path, "write"):
-            self._path = writable_target(path)
+        self._output: AtomicOutput | None = None
+        output = None if hasattr(path, "write") else AtomicOutput(path)
         _process_settings.hold(magick_threads or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
-        if self._path is None:
+        if output is None:
             self._fp: BinaryIO = path  # type: ignore[assignment]
             return
-        tmp = partial_path(self._path)
         try:
-            self._fp = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+            self._fp = output.open()
         except BaseException:
             self._shutdown()
             raise
-        self._tmp = tmp
+        self._output = output
 
     def __enter__(self) -> GifEncoder:
         return self
@@ -486,16 +258,16 @@ class GifEncoder:
         if self._closed:
             raise ValueError("encoder is closed")
         try:
-            src = self._as_rgba(frame)
+            src = as_rgba(frame, self.size)
             delay = next(self._delays)
-            colours = _colours(src)
-            transparent = bool((colours < OPAQUE).any())
+            keys = colours(src)
+            transparent = bool((keys < OPAQUE).any())
             index = self._frames_in
             self._frames_in += 1
             pending = self._pending
             changed = None
             if pending is not None and self.optimize and pending.delay >= MIN_DELAY_CS:
-                changed = colours != _colours(pending.src)
+                changed = keys != colours(pending.src)
             if (
                 pending is not None
                 and pending.delay + delay <= MAX_DELAY_CS
@@ -532,18 +304,17 @@ class GifEncoder:
             assert self._writer is not None
             self._writer.close()
             self._fp.flush()
-            if self._tmp is not None:
-                os.fsync(self._fp.fileno())
-                self._fp.close()
-                if os.path.exists(self._path):  # type: ignore[arg-type]
-                    shutil.copymode(self._path, self._tmp)  # type: ignore[arg-type]
-                os.replace(self._tmp, self._path)  # type: ignore[arg-type]
-                self._tmp = None
+            if self._output is not None:
+                self._output.commit()  # fsync, the mode of the file it replaces, rename into place
+                self._output = None
         except BaseException:
             self.abort()
             raise
         self.stats = EncodeStats(
-            self._frames_in, self._writer.frames_written, self._writer.bytes_written, time.perf_counter() - self._started
+            self._frames_in,
+            self._writer.frames_written,
+            self._writer.bytes_written,
+            time.perf_counter() - self._started,
         )
         self._shutdown()
         return self.stats
@@ -557,54 +328,29 @@ class GifEncoder:
         self._inflight.clear()
         self._pending = self._prev = None
         self._shutdown()
-        if self._tmp is not None:
-            self._fp.close()
-            try:
-                os.unlink(self._tmp)
-            except FileNotFoundError:
-                pass
-            self._tmp = None
+        if self._output is not None:
+            self._output.discard()
+            self._output = None
 
     def _shutdown(self) -> None:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         _process_settings.release()
 
-    def _as_rgba(self, frame: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-        width, height = self.size
-        if isinstance(frame, (bytes, bytearray, memoryview)):
-            nbytes = memoryview(frame).nbytes
-            if nbytes != width * height * 4:
-                raise InvalidValue(f"frame has {nbytes} bytes, expected {width * height * 4} for {width}x{height} RGBA")
-            src = np.frombuffer(frame, np.uint8).reshape(height, width, 4)
-            return src if isinstance(frame, bytes) else src.copy()
-        array = np.asarray(frame)
-        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[:2] != (height, width) or array.shape[2] not in (3, 4):
-            raise InvalidValue(
-                f"frame must be uint8 of shape ({height}, {width}, 4) or ({height}, {width}, 3), "
-                f"got {array.dtype} {array.shape}"
-            )
-        if array.shape[2] == 3:
-            rgba = np.empty((height, width, 4), np.uint8)
-            rgba[..., :3] = array
-            rgba[..., 3] = 255
-            return rgba
-        return np.array(array, copy=True, order="C")
-
     def _submit(self, frame: _Pending, next_transparent: bool) -> None:
         prev = self._prev
         full = not self.optimize or prev is None or prev.transparent or frame.transparent or next_transparent
         disposal = DISPOSE_BACKGROUND if frame.transparent or next_transparent else DISPOSE_NONE
         if frame.transparent:
-            origin, pixels = (0, 0), _binarize_alpha(frame.src)
+            origin, pixels = (0, 0), binarize_alpha(frame.src)
         elif full:
             origin, pixels = (0, 0), frame.src
         else:
             assert prev is not None and frame.changed is not None  # add_frame compared it with prev
             changed = frame.changed
-            x0, y0, x1, y1 = _bbox(changed) if changed.any() else (0, 0, 1, 1)
+            x0, y0, x1, y1 = bbox(changed) if changed.any() else (0, 0, 1, 1)
             origin, crop, changed = (x0, y0), frame.src[y0:y1, x0:x1], changed[y0:y1, x0:x1]
-            if _static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
+            if static_detail(crop, changed) < STATIC_DETAIL_FOR_TRANSPARENCY:
                 pixels = crop
             else:
                 pixels = crop.copy()
@@ -612,9 +358,7 @@ class GifEncoder:
         if self._writer is None:
             self._start(pixels)
         spare = prev is None or disposal == DISPOSE_BACKGROUND
-        future = self._pool.submit(
-            compress, pixels, self.colors, self.dither, self._palette, self.treedepth, spare
-        )
+        future = self._pool.submit(compress, pixels, self.colors, self.dither, self._palette, self.treedepth, spare)
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame
@@ -677,7 +421,8 @@ def encode_stream(
     """Encode a raw RGBA frame stream (a file, a path, or '-' for stdin) to an animated GIF at `output` ('-': stdout)."""
     width, height = size
     frame_bytes = width * height * 4
-    if hasattr(source, "read"):
+    fp: BinaryIO
+    if not isinstance(source, (str, os.PathLike)):
         fp, owned = source, False
     elif os.fspath(source) == "-":
         fp, owned = sys.stdin.buffer, False
@@ -686,16 +431,16 @@ def encode_stream(
     try:
         total = None
         try:
-            info = os.fstat(fp.fileno())  # type: ignore[union-attr]
+            info = os.fstat(fp.fileno())
             if stat.S_ISREG(info.st_mode):
-                total = max(0, info.st_size - fp.tell()) // frame_bytes  # type: ignore[union-attr]
+                total = max(0, info.st_size - fp.tell()) // frame_bytes
         except (AttributeError, OSError, ValueError):
             pass
         if not hasattr(output, "write") and os.fspath(output) == "-":
             output = sys.stdout.buffer
         with GifEncoder(output, size, fps, progress=progress, total_frames=total, **options) as encoder:
             while True:
-                data = _read_exact(fp, frame_bytes)  # type: ignore[arg-type]
+                data = _read_exact(fp, frame_bytes)
                 if not data:
                     break
                 if len(data) < frame_bytes:

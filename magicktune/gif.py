@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .errors import InvalidValue
 
@@ -41,8 +42,10 @@ def delay_schedule(fps: float) -> Iterator[int]:
     except (TypeError, ValueError):
         raise InvalidValue(f"fps must be a number, got {fps!r}") from None
     if not (math.isfinite(rate) and rate >= 100 / MAX_DELAY_CS):
-        raise InvalidValue(f"fps must be at least {100 / MAX_DELAY_CS:.5f} (a GIF frame shows at most "
-                         f"{MAX_DELAY_CS / 100} s) and finite, got {fps!r}")
+        raise InvalidValue(
+            f"fps must be at least {100 / MAX_DELAY_CS:.5f} (a GIF frame shows at most "
+            f"{MAX_DELAY_CS / 100} s) and finite, got {fps!r}"
+        )
     return _delays(Fraction(100) / Fraction(rate).limit_denominator(10**6))
 
 
@@ -197,7 +200,9 @@ class GifWriter:
         if local:
             iflags |= 0x80 | _table_bits(palette)
         descriptor = struct.pack("<B4HB", 0x2C, left, top, width, height, iflags)
-        self._write(b"".join((gce, descriptor, palette if local else b"", bytes([frame.lzw_min_code_size]), frame.lzw_blocks)))
+        self._write(
+            b"".join((gce, descriptor, palette if local else b"", bytes([frame.lzw_min_code_size]), frame.lzw_blocks))
+        )
         self.frames_written += 1
 
     def close(self) -> None:

@@ -28,9 +28,17 @@ INSTALL_HINT = (
 )
 
 _LIST_RESOURCE_NAMES = {
-    "width": "width", "height": "height", "list length": "list-length", "area": "area",
-    "memory": "memory", "map": "map", "disk": "disk", "file": "file", "thread": "thread",
-    "throttle": "throttle", "time": "time",
+    "width": "width",
+    "height": "height",
+    "list length": "list-length",
+    "area": "area",
+    "memory": "memory",
+    "map": "map",
+    "disk": "disk",
+    "file": "file",
+    "thread": "thread",
+    "throttle": "throttle",
+    "time": "time",
 }
 
 
@@ -75,12 +83,20 @@ class ImageMagick:
     def label(self) -> str:
         return f"ImageMagick {self.version} Q{self.quantum_depth}{'-HDRI' if self.hdri else ''}"
 
-    def run(self, args: list[str], *, env: Mapping[str, str] | None = None, tool: str = "convert",
-            check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        args: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        tool: str = "convert",
+        check: bool = True,
+        **kwargs,
+    ) -> subprocess.CompletedProcess:
         """Run `convert` (or `identify`) with these arguments; raise ImageMagickError with its stderr on failure."""
         command = [*(self.identify if tool == "identify" else self.convert), *args]
-        result = subprocess.run(command, env=None if env is None else dict(env), capture_output=True,
-                                text=True, **kwargs)
+        result = subprocess.run(
+            command, env=None if env is None else dict(env), capture_output=True, text=True, **kwargs
+        )
         if check and result.returncode != 0:
             raise ImageMagickError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
         return result
@@ -174,8 +190,9 @@ def find(path: str | os.PathLike | None = None) -> ImageMagick:
     if chosen:
         found = _probe(str(chosen))
         if found is None:
-            raise ImageMagickNotFound(f"{chosen} does not run as ImageMagick ('-version' did not say so); "
-                                      + INSTALL_HINT)
+            raise ImageMagickNotFound(
+                f"{chosen} does not run as ImageMagick ('-version' did not say so); " + INSTALL_HINT
+            )
         return found
     return _find_on_path(os.environ.get("PATH", os.defpath))
 

@@ -49,19 +49,23 @@ class Job:
             raise InvalidValue(f"fps must be above 0 and at most 100 (GIF delays are in 1/100 s), got {self.fps}")
 
     @classmethod
-    def from_stream(cls, path: str | os.PathLike, width: int, height: int, channels: int = 4,
-                    fps: float | None = None) -> Job:
+    def from_stream(
+        cls, path: str | os.PathLike, width: int, height: int, channels: int = 4, fps: float | None = None
+    ) -> Job:
         """A job for a raw stream already on disk: the frame count comes from its size."""
         info = Path(path).stat()
         if not stat.S_ISREG(info.st_mode):
-            raise InvalidValue(f"{path} is not a regular file: give the raw stream's own file, whose size gives the "
-                             f"frame count")
+            raise InvalidValue(
+                f"{path} is not a regular file: give the raw stream's own file, whose size gives the frame count"
+            )
         size = info.st_size
         frame = width * height * channels
         frames, extra = divmod(size, frame)
         if extra or not frames:
-            raise InvalidValue(f"{path} holds {size} bytes, not a whole number of {width}x{height} frames of "
-                             f"{channels} bytes a pixel ({frame} bytes each; {extra} bytes left over)")
+            raise InvalidValue(
+                f"{path} holds {size} bytes, not a whole number of {width}x{height} frames of "
+                f"{channels} bytes a pixel ({frame} bytes each; {extra} bytes left over)"
+            )
         return cls(width, height, frames, channels, fps)
 
     @property
@@ -124,8 +128,12 @@ def choose_temp_dir(preferred: str | os.PathLike | None = None, needed: int = 0)
     if preferred is not None:
         directory = checked_temporary_path(preferred)
         return directory, shutil.disk_usage(directory).free
-    candidates = [os.environ.get(environment.TEMPORARY_PATH), os.environ.get(environment.TMPDIR),
-                  tempfile.gettempdir(), "/var/tmp"]
+    candidates = [
+        os.environ.get(environment.TEMPORARY_PATH),
+        os.environ.get(environment.TMPDIR),
+        tempfile.gettempdir(),
+        "/var/tmp",
+    ]
     usable = []
     for directory in dict.fromkeys(filter(None, candidates)):
         if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
@@ -153,8 +161,14 @@ class Cache:
         per_read = job.pixels_per_frame * bytes_per_pixel
         per_gif = job.pixels_per_frame * (bytes_per_pixel + bytes_per_pixel // 4)
         frames = job.frames
-        return cls(bytes_per_pixel, None if frames is None else per_read * frames,
-                   None if frames is None else per_gif * frames, per_read, per_gif, optimize_layers)
+        return cls(
+            bytes_per_pixel,
+            None if frames is None else per_read * frames,
+            None if frames is None else per_gif * frames,
+            per_read,
+            per_gif,
+            optimize_layers,
+        )
 
     @property
     def peak_bytes(self) -> int | None:
@@ -197,9 +211,16 @@ class Plan:
         return data
 
 
-def plan(job: Job, imagemagick: magick.ImageMagick | None = None, *, temporary_path: str | os.PathLike | None = None,
-         current_limits: dict[str, int | None] | None = None, machine: Machine | None = None,
-         workers: int | None = None, optimize_layers: bool = False) -> Plan:
+def plan(
+    job: Job,
+    imagemagick: magick.ImageMagick | None = None,
+    *,
+    temporary_path: str | os.PathLike | None = None,
+    current_limits: dict[str, int | None] | None = None,
+    machine: Machine | None = None,
+    workers: int | None = None,
+    optimize_layers: bool = False,
+) -> Plan:
     """Plan limits, engine and temp dir for `job` on this machine with this ImageMagick.
 
     `optimize_layers`: the command adds `-layers OptimizePlus`, as matplotlib's ImageMagickWriter does.
@@ -233,8 +254,19 @@ def plan(job: Job, imagemagick: magick.ImageMagick | None = None, *, temporary_p
         if limit is not None and limit < needed:
             limits[name] = needed
 
-    result = Plan(job, im.label, machine, cache, current, frames_that_fit(cache, current), limits,
-                  machine.temp_dir, "magicktune", fits, streaming)
+    result = Plan(
+        job,
+        im.label,
+        machine,
+        cache,
+        current,
+        frames_that_fit(cache, current),
+        limits,
+        machine.temp_dir,
+        "magicktune",
+        fits,
+        streaming,
+    )
     result.warnings = _warnings(result, need)
     return result
 
@@ -264,24 +296,32 @@ def _warnings(p: Plan, need: int | None) -> list[str]:
     human = units.human
     streaming = f"the streaming engine (writer='magicktune') needs about {human(p.streaming_bytes)}"
     if need is None:
-        notes.append(f"frame count unknown: limits sized to this machine ({human(p.limits['memory'])} memory, "
-                     f"{human(p.limits['disk'])} disk in {p.temporary_path}); {streaming} whatever the count")
+        notes.append(
+            f"frame count unknown: limits sized to this machine ({human(p.limits['memory'])} memory, "
+            f"{human(p.limits['disk'])} disk in {p.temporary_path}); {streaming} whatever the count"
+        )
         return notes
-    layers = (", with the copy -layers OptimizePlus makes when every pixel changes" if p.cache.optimize_layers
-              else "")
-    cache = (f"needs {'up to ' if p.cache.optimize_layers else ''}{human(p.cache.peak_bytes)} of pixel cache ({p.imagemagick}, {p.cache.bytes_per_pixel} bytes "
-             f"a pixel reading, {p.cache.per_frame_gif // p.job.pixels_per_frame} while writing GIF{layers})")
+    layers = ", with the copy -layers OptimizePlus makes when every pixel changes" if p.cache.optimize_layers else ""
+    cache = (
+        f"needs {'up to ' if p.cache.optimize_layers else ''}{human(p.cache.peak_bytes)} of pixel cache ({p.imagemagick}, {p.cache.bytes_per_pixel} bytes "
+        f"a pixel reading, {p.cache.per_frame_gif // p.job.pixels_per_frame} while writing GIF{layers})"
+    )
     free = f"{human(p.machine.ram_available)} of RAM is free"
     if p.convert_fits == "memory":
         notes.append(f"{cache}; {free}: convert fits in memory under the planned limits; {streaming}")
     elif p.convert_fits == "disk":
-        notes.append(f"{cache}; {free}: the tuned convert will spill to disk in {p.temporary_path} and run "
-                     f"slowly; {streaming}")
+        notes.append(
+            f"{cache}; {free}: the tuned convert will spill to disk in {p.temporary_path} and run slowly; {streaming}"
+        )
     else:
-        notes.append(f"{cache}; {free} and {human(p.machine.temp_free)} free in {p.temporary_path}: convert "
-                     f"cannot finish here; {streaming}")
+        notes.append(
+            f"{cache}; {free} and {human(p.machine.temp_free)} free in {p.temporary_path}: convert "
+            f"cannot finish here; {streaming}"
+        )
     if p.frames_that_fit_now is not None and p.job.frames is not None and p.frames_that_fit_now < p.job.frames:
-        notes.append(f"under the current limits ImageMagick holds about {p.frames_that_fit_now} of these frames "
-                     f"and the job has {p.job.frames}: plain convert fails with 'no images defined' or "
-                     f"'cache resources exhausted' unless the limits are raised")
+        notes.append(
+            f"under the current limits ImageMagick holds about {p.frames_that_fit_now} of these frames "
+            f"and the job has {p.job.frames}: plain convert fails with 'no images defined' or "
+            f"'cache resources exhausted' unless the limits are raised"
+        )
     return notes

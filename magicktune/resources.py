@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Union
 
 import psutil
 
@@ -54,36 +53,42 @@ class Route:
     policy_temporary_path: str | None
 
     @classmethod
-    def of(cls, requested: dict[str, int | None], temporary_path: str | None,
-           rules: list[magick.PolicyRule]) -> Route:
+    def of(cls, requested: dict[str, int | None], temporary_path: str | None, rules: list[magick.PolicyRule]) -> Route:
         caps = magick.resource_caps(rules)
-        variables = {limit_variable(name): units.to_magick(value, units.RESOURCE_KINDS[name])
-                     for name, value in requested.items()}
+        variables = {
+            limit_variable(name): units.to_magick(value, units.RESOURCE_KINDS[name])
+            for name, value in requested.items()
+        }
         if temporary_path is not None:
             variables[environment.TEMPORARY_PATH] = temporary_path
         policy_names_temp = any(r.domain == "resource" and r.name == "temporary-path" for r in rules)
-        return cls(variables, {name: value for name, value in requested.items() if name in caps},
-                   temporary_path if policy_names_temp else None)
+        return cls(
+            variables,
+            {name: value for name, value in requested.items() if name in caps},
+            temporary_path if policy_names_temp else None,
+        )
 
     @property
     def needs_policy(self) -> bool:
         return bool(self.policy_resources) or self.policy_temporary_path is not None
 
     def policy_text(self) -> str:
-        return policy.render(self.policy_resources, temporary_path=self.policy_temporary_path,
-                             comment="magicktune override: restates resource limits only; every other rule "
-                                     "comes from the policy files loaded after this one.")
+        return policy.render(
+            self.policy_resources,
+            temporary_path=self.policy_temporary_path,
+            comment="magicktune override: restates resource limits only; every other rule "
+            "comes from the policy files loaded after this one.",
+        )
 
 
 #: A mapping of limits: resource name ("memory", "list-length", ...) to a limit; a resource left out is left as
 #: it is. Values are numbers in the resource's unit, UNLIMITED, or text units.parse reads ("10GB", "50%").
-Limits = Mapping[str, Union[units.Limit, str]]
+Limits = Mapping[str, units.Limit | str]
 #: The keyword fronts' names, in ImageMagick's resource names (list_length is "list-length").
 _KEYWORDS = {name.replace("-", "_"): name for name in units.RESOURCE_KINDS}
 
 
-def parse_request(resources: Limits, *, temporary_path: str | os.PathLike[str] | None = None
-                  ) -> dict[str, int | None]:
+def parse_request(resources: Limits, *, temporary_path: str | os.PathLike[str] | None = None) -> dict[str, int | None]:
     """Read a mapping of limits into {resource: value}, None meaning unlimited; "50%" of RAM for memory and map,
     of free temp disk for disk."""
     temp = tempfile.gettempdir() if temporary_path is None else profile.checked_temporary_path(temporary_path)
@@ -100,9 +105,14 @@ def parse_request(resources: Limits, *, temporary_path: str | os.PathLike[str] |
     return parsed
 
 
-def apply_resources(resources: Limits, *, temporary_path: str | os.PathLike[str] | None = None,
-                    imagemagick: magick.ImageMagick | None = None, environ: MutableMapping[str, str] | None = None,
-                    verify: bool = True) -> AppliedLimits:
+def apply_resources(
+    resources: Limits,
+    *,
+    temporary_path: str | os.PathLike[str] | None = None,
+    imagemagick: magick.ImageMagick | None = None,
+    environ: MutableMapping[str, str] | None = None,
+    verify: bool = True,
+) -> AppliedLimits:
     """Set these limits for every ImageMagick started from now on; undo with `restore`.
 
     `resources` maps resource names to limits (a plan's `limits` as it is). `verify` asks ImageMagick
@@ -117,8 +127,15 @@ def apply_resources(resources: Limits, *, temporary_path: str | os.PathLike[str]
     _warn_if_wand_loaded()
 
     saved = {name: environ.get(name) for name in [*route.variables, CONFIGURE_PATH]}
-    applied = AppliedLimits(requested, temp, [n for n in requested if n not in route.policy_resources],
-                            list(route.policy_resources), None, saved, environ)
+    applied = AppliedLimits(
+        requested,
+        temp,
+        [n for n in requested if n not in route.policy_resources],
+        list(route.policy_resources),
+        None,
+        saved,
+        environ,
+    )
     try:
         environ.update(route.variables)
         if route.needs_policy:
@@ -143,37 +160,85 @@ def restore(applied: AppliedLimits) -> None:
     applied.restored = True
 
 
-Size = Union[units.Limit, str, None]
+Size = units.Limit | str | None
 
 
-def keyword_limits(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None,
-                   width: Size = None, height: Size = None, list_length: Size = None, thread: Size = None,
-                   time: Size = None, file: Size = None, throttle: Size = None) -> dict[str, units.Limit | str]:
+def keyword_limits(
+    memory: Size = None,
+    map: Size = None,
+    disk: Size = None,
+    area: Size = None,
+    width: Size = None,
+    height: Size = None,
+    list_length: Size = None,
+    thread: Size = None,
+    time: Size = None,
+    file: Size = None,
+    throttle: Size = None,
+) -> dict[str, units.Limit | str]:
     """The keyword fronts' arguments as a mapping of limits: None (the default) leaves a resource out."""
-    given = {"memory": memory, "map": map, "disk": disk, "area": area, "width": width, "height": height,
-             "list_length": list_length, "thread": thread, "time": time, "file": file, "throttle": throttle}
+    given = {
+        "memory": memory,
+        "map": map,
+        "disk": disk,
+        "area": area,
+        "width": width,
+        "height": height,
+        "list_length": list_length,
+        "thread": thread,
+        "time": time,
+        "file": file,
+        "throttle": throttle,
+    }
     return {_KEYWORDS[key]: value for key, value in given.items() if value is not None}
 
 
-def apply(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None, width: Size = None,
-          height: Size = None, list_length: Size = None, thread: Size = None, time: Size = None,
-          file: Size = None, throttle: Size = None, *, temporary_path: str | os.PathLike[str] | None = None,
-          imagemagick: magick.ImageMagick | None = None, environ: MutableMapping[str, str] | None = None,
-          verify: bool = True) -> AppliedLimits:
+def apply(
+    memory: Size = None,
+    map: Size = None,
+    disk: Size = None,
+    area: Size = None,
+    width: Size = None,
+    height: Size = None,
+    list_length: Size = None,
+    thread: Size = None,
+    time: Size = None,
+    file: Size = None,
+    throttle: Size = None,
+    *,
+    temporary_path: str | os.PathLike[str] | None = None,
+    imagemagick: magick.ImageMagick | None = None,
+    environ: MutableMapping[str, str] | None = None,
+    verify: bool = True,
+) -> AppliedLimits:
     """`apply_resources` with one keyword a resource; None leaves it alone, "unlimited" lifts its cap.
 
     Sizes take units.parse forms ("10GB", "8GiB", "50%", "unlimited").
     """
     requested = keyword_limits(memory, map, disk, area, width, height, list_length, thread, time, file, throttle)
-    return apply_resources(requested, temporary_path=temporary_path, imagemagick=imagemagick, environ=environ,
-                           verify=verify)
+    return apply_resources(
+        requested, temporary_path=temporary_path, imagemagick=imagemagick, environ=environ, verify=verify
+    )
 
 
 @contextmanager
-def limits(memory: Size = None, map: Size = None, disk: Size = None, area: Size = None, width: Size = None,
-           height: Size = None, list_length: Size = None, thread: Size = None, time: Size = None,
-           file: Size = None, throttle: Size = None, *, temporary_path: str | os.PathLike[str] | None = None,
-           imagemagick: magick.ImageMagick | None = None, verify: bool = True) -> Iterator[AppliedLimits]:
+def limits(
+    memory: Size = None,
+    map: Size = None,
+    disk: Size = None,
+    area: Size = None,
+    width: Size = None,
+    height: Size = None,
+    list_length: Size = None,
+    thread: Size = None,
+    time: Size = None,
+    file: Size = None,
+    throttle: Size = None,
+    *,
+    temporary_path: str | os.PathLike[str] | None = None,
+    imagemagick: magick.ImageMagick | None = None,
+    verify: bool = True,
+) -> Iterator[AppliedLimits]:
     """`with limits(memory="10GB", disk="50GB"): ani.save(..., writer="imagemagick")` — restored on exit.
 
     Nests; changes os.environ for the whole process while active (not thread-local).
@@ -205,14 +270,20 @@ def _warn_beyond_machine(requested: dict[str, int | None], temp: str | None) -> 
     ram = psutil.virtual_memory().total
     memory = requested.get("memory")
     if memory is not None and memory > ram:
-        warnings.warn(f"memory limit {units.human(memory)} is more than this machine's "
-                      f"{units.human(ram)} of RAM: ImageMagick may swap or be killed before it reaches it",
-                      LimitsWarning, stacklevel=_caller_level())
+        warnings.warn(
+            f"memory limit {units.human(memory)} is more than this machine's "
+            f"{units.human(ram)} of RAM: ImageMagick may swap or be killed before it reaches it",
+            LimitsWarning,
+            stacklevel=_caller_level(),
+        )
     disk, free = requested.get("disk"), _free_space(temp or tempfile.gettempdir())
     if disk is not None and free is not None and disk > free:
-        warnings.warn(f"disk limit {units.human(disk)} is more than the {units.human(free)} free in "
-                      f"{temp or tempfile.gettempdir()}: a spilled pixel cache would fill it",
-                      LimitsWarning, stacklevel=_caller_level())
+        warnings.warn(
+            f"disk limit {units.human(disk)} is more than the {units.human(free)} free in "
+            f"{temp or tempfile.gettempdir()}: a spilled pixel cache would fill it",
+            LimitsWarning,
+            stacklevel=_caller_level(),
+        )
 
 
 def _wand_started() -> bool:
@@ -224,10 +295,13 @@ def _wand_started() -> bool:
 
 def _warn_if_wand_loaded() -> None:
     if _wand_started():
-        warnings.warn("Wand has started ImageMagick in this process: it read policy.xml and the "
-                      "MAGICK_*_LIMIT variables at start-up, so these limits reach only ImageMagick "
-                      "processes started from now on (use wand.resource.limits to lower in-process limits)",
-                      WandStartedWarning, stacklevel=_caller_level())
+        warnings.warn(
+            "Wand has started ImageMagick in this process: it read policy.xml and the "
+            "MAGICK_*_LIMIT variables at start-up, so these limits reach only ImageMagick "
+            "processes started from now on (use wand.resource.limits to lower in-process limits)",
+            WandStartedWarning,
+            stacklevel=_caller_level(),
+        )
 
 
 def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> None:
@@ -235,8 +309,12 @@ def _warn_if_not_in_force(applied: AppliedLimits, im: magick.ImageMagick) -> Non
     for name, wanted in applied.requested.items():
         got, kind = in_force.get(name, wanted), units.RESOURCE_KINDS[name]
         if not units.same_limit(got, wanted, kind):
-            warnings.warn(f"{name} limit {units.human(wanted, kind)} did not take effect: "
-                          f"ImageMagick reports {units.human(got, kind)}", LimitsWarning, stacklevel=_caller_level())
+            warnings.warn(
+                f"{name} limit {units.human(wanted, kind)} did not take effect: "
+                f"ImageMagick reports {units.human(got, kind)}",
+                LimitsWarning,
+                stacklevel=_caller_level(),
+            )
 
 
 def _caller_level() -> int:
@@ -244,7 +322,8 @@ def _caller_level() -> int:
     frame: FrameType | None = sys._getframe(1)
     level = 1
     package = str(Path(__file__).parent)
-    while frame is not None and (frame.f_code.co_filename.startswith(package)
-                                 or frame.f_code.co_filename.endswith("contextlib.py")):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(package) or frame.f_code.co_filename.endswith("contextlib.py")
+    ):
         frame, level = frame.f_back, level + 1
     return level

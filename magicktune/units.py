@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from typing import Literal, Union
+from typing import Literal
 
 from .errors import InvalidValue
 
@@ -28,7 +28,7 @@ class Unlimited(enum.Enum):
 
 UNLIMITED = Unlimited.UNLIMITED
 #: One resource's limit in a mapping of limits: a number in the resource's unit, or UNLIMITED.
-Limit = Union[int, Literal[Unlimited.UNLIMITED]]
+Limit = int | Literal[Unlimited.UNLIMITED]
 
 
 def reading(limit: Limit | None) -> int | None:
@@ -39,6 +39,7 @@ def reading(limit: Limit | None) -> int | None:
 def limit(value: int | None) -> Limit:
     """A reading (None for unlimited) as a limit for a mapping of limits."""
     return UNLIMITED if value is None else value
+
 
 #: The kind of quantity each ImageMagick resource limit holds.
 RESOURCE_KINDS: dict[str, Kind] = {
@@ -63,14 +64,28 @@ UNLIMITED_AT = 2**63 - 1024
 
 _PREFIXES = "kmgtpe"
 _UNIT_LETTER = {"bytes": "b", "pixels": "p", "count": "", "seconds": ""}
-_SECONDS = {"": 1, "s": 1, "m": 60, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60,
-            "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+_SECONDS = {
+    "": 1,
+    "s": 1,
+    "m": 60,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+}
 _NUMBER = r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"  # "1e3" as ImageMagick's strtod reads it
 _TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)")
 _SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)")
 _NOUNS = {"bytes": "size", "pixels": "pixel size", "count": "count", "seconds": "time"}
 _WORDS_FOR_UNLIMITED = {"unlimited", "none", "inf", "infinity", "max"}
-
 
 
 def _forms(kind: Kind) -> str:
@@ -111,8 +126,11 @@ def parse(value: str | Limit | None, kind: Kind = "bytes", *, whole: int | None 
         number, scale = match.group("number"), _SECONDS[match.group("unit")]
     else:
         match = _SIZE.fullmatch(text)
-        if not match or match.group("unit") not in ("", _UNIT_LETTER[kind]) or (
-                match.group("binary") and not match.group("prefix")):
+        if (
+            not match
+            or match.group("unit") not in ("", _UNIT_LETTER[kind])
+            or (match.group("binary") and not match.group("prefix"))
+        ):
             raise InvalidValue(f"{_NOUNS[kind]} {value!r} not understood: use {_forms(kind)}")
         number, scale = match.group("number"), _scale(match.group("prefix"), match.group("binary"))
     amount = float(number) * scale
@@ -130,8 +148,10 @@ def parse_limit(name: str, value: str | Limit | None, *, whole: int | None = Non
     """
     limit = parse(value, RESOURCE_KINDS[name], whole=whole)
     if limit is None and name == "throttle":
-        raise InvalidValue(f"throttle {value!r}: throttle is a pause ImageMagick takes (in milliseconds), not a cap, "
-                         f"so 'unlimited' would stall every command: use 0 for no pause")
+        raise InvalidValue(
+            f"throttle {value!r}: throttle is a pause ImageMagick takes (in milliseconds), not a cap, "
+            f"so 'unlimited' would stall every command: use 0 for no pause"
+        )
     return limit
 
 
@@ -150,8 +170,10 @@ def _percent(original: str, number: str, kind: Kind, whole: int | None) -> int:
     if not 0 < share <= 100 or not math.isfinite(share):
         raise InvalidValue(f"size {original!r} must be a percentage between 0 and 100")
     if whole is None:
-        raise InvalidValue(f"size {original!r} is a percentage, but this limit has nothing to take it of: "
-                         f"use an absolute size like {_forms(kind)}")
+        raise InvalidValue(
+            f"size {original!r} is a percentage, but this limit has nothing to take it of: "
+            f"use an absolute size like {_forms(kind)}"
+        )
     return round(whole * share / 100)
 
 
@@ -211,7 +233,7 @@ def as_imagemagick_reads(text: str) -> int:
     match = _LEADING_NUMBER.match(text)
     if not match:
         return 0
-    value, rest = float(match.group()), text[match.end():]
+    value, rest = float(match.group()), text[match.end() :]
     exponent = _SI_EXPONENTS.get(rest[:1], 0)
     if exponent:
         value *= 2 ** (exponent / 0.3) if rest[1:2] == "i" else 10**exponent

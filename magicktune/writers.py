@@ -7,18 +7,23 @@ Animation.save's two, the bytes savefig would give.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
+from .atomic import AtomicOutput
 from .capture import FrameCapture
+from .encoder import EncodeStats, GifEncoder, cores
 from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
-from .encoder import EncodeStats, GifEncoder, cores, partial_path, writable_target
+
+if TYPE_CHECKING:
+    from .profile import Plan
+    from .resources import AppliedLimits
 
 _OPTIONS = {
     "colors": int,
@@ -32,9 +37,9 @@ _OPTIONS = {
 }
 #: Options of the writer itself rather than of its encoder, also accepted in extra_args.
 _WRITER_OPTIONS = {
-    "blit": bool,       # composite the animated artists on a cached background (FrameCapture)
-    "progress": bool,   # a progress bar on stderr or in the notebook
-    "frames": int,      # frames to come, for the bar's time left (found from the animation when it can be)
+    "blit": bool,  # composite the animated artists on a cached background (FrameCapture)
+    "progress": bool,  # a progress bar on stderr or in the notebook
+    "frames": int,  # frames to come, for the bar's time left (found from the animation when it can be)
 }
 _KNOWN = {**_OPTIONS, **_WRITER_OPTIONS}
 
@@ -74,6 +79,12 @@ class _AbortOnError:
 
     _capture: FrameCapture | None = None
     _progress: Any = None
+
+    if TYPE_CHECKING:  # provided by the matplotlib writer this is mixed into
+
+        def setup(self, fig: Any, outfile: Any, dpi: Any = None, *args: Any, **kwargs: Any) -> None: ...
+        def finish(self) -> None: ...
+        def abort(self) -> None: ...
 
     @contextlib.contextmanager
     def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[Any]:
@@ -130,7 +141,7 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         extra_args: list[str] | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)
+        super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)  # type: ignore[arg-type]  # a float rate is fine
         unknown = set(options) - set(_KNOWN)
         if unknown:
             raise TypeError(f"unknown MagickTuneWriter options {sorted(unknown)}; known: {sorted(_KNOWN)}")
@@ -157,8 +168,14 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         self._capture = FrameCapture(fig, self.dpi, blit=self.blit)
         self._start_progress(fig, self.frames, self.progress)
         try:
-            self._encoder = GifEncoder(outfile, self.frame_size, self.fps, comment=metadata_comment(self.metadata),
-                                       progress=self._progress.to if self._progress else None, **options)
+            self._encoder = GifEncoder(
+                outfile,
+                self.frame_size,
+                self.fps,
+                comment=metadata_comment(self.metadata),
+                progress=self._progress.to if self._progress else None,
+                **options,
+            )
         except BaseException:
             self._stop_progress()
             raise
@@ -196,13 +213,17 @@ def explain_failure(stderr: str, plan: Any) -> str:
     streaming = "or use writer='magicktune', which streams frames in constant memory"
     refusal = next((line for line in lines if "security policy" in line or "not authorized" in line), None)
     if refusal:
-        return (f"the system policy.xml forbids what this command does (policy-secure and websafe deny the pipe "
-                f"'-'); magicktune never loosens a security rule: ask the admin, {streaming} [{refusal}]")
+        return (
+            f"the system policy.xml forbids what this command does (policy-secure and websafe deny the pipe "
+            f"'-'); magicktune never loosens a security rule: ask the admin, {streaming} [{refusal}]"
+        )
     if "cache resources exhausted" in stderr or "no images defined" in stderr or "memory allocation failed" in stderr:
         needs = "" if plan.cache.peak_bytes is None else f"; the job needs about {human(plan.cache.peak_bytes)}"
-        return (f"ImageMagick ran out of pixel cache (memory {human(plan.limits['memory'])}, disk "
-                f"{human(plan.limits['disk'])} in {plan.temporary_path}{needs}): pass frames=N so the plan can size "
-                f"it, free space or pass temporary_path= a roomier directory, {streaming} [{last}]")
+        return (
+            f"ImageMagick ran out of pixel cache (memory {human(plan.limits['memory'])}, disk "
+            f"{human(plan.limits['disk'])} in {plan.temporary_path}{needs}): pass frames=N so the plan can size "
+            f"it, free space or pass temporary_path= a roomier directory, {streaming} [{last}]"
+        )
     if "exceeds limit" in stderr or "ListLength" in stderr or "too many" in stderr:
         return f"an ImageMagick limit that magicktune did not raise stopped convert: {last}; {streaming}"
     return f"convert failed: {last}"
@@ -219,16 +240,21 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     and what to do.
     """
 
-    def __init__(self, *args: Any, frames: int | None = None, temporary_path: str | None = None,
-                 progress: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        frames: int | None = None,
+        temporary_path: str | None = None,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.frames = frames
         self.progress = progress
         self.temporary_path = temporary_path
-        self.plan = None
-        self._applied = None
-        self._target: str | None = None
-        self._partial: str | None = None
+        self.plan: Plan | None = None
+        self._applied: AppliedLimits | None = None
+        self._output: AtomicOutput | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
         from .profile import Job, plan
@@ -237,16 +263,18 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         dpi = fig.dpi if dpi is None else dpi
         width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
         fps = self.fps if 0 < self.fps <= 100 else None
-        extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]
-        self.plan = plan(Job(width, height, self.frames, 4, fps), temporary_path=self.temporary_path,
-                         optimize_layers="-layers" in extra)
+        extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]  # type: ignore[attr-defined]
+        self.plan = job_plan = plan(
+            Job(width, height, self.frames, 4, fps),
+            temporary_path=self.temporary_path,
+            optimize_layers="-layers" in extra,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
-            self._applied = apply_resources(self.plan.limits, temporary_path=self.plan.temporary_path, verify=False)
+            self._applied = apply_resources(job_plan.limits, temporary_path=job_plan.temporary_path, verify=False)
         try:
-            self._target = writable_target(outfile)
-            self._partial = partial_path(self._target)
-            super().setup(fig, self._partial, dpi)
+            self._output = AtomicOutput(outfile)
+            super().setup(fig, self._output.partial, dpi)
             self._capture = FrameCapture(fig, self.dpi)
             self._start_progress(fig, self.frames, self.progress)
         except BaseException:
@@ -258,14 +286,14 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         try:
             if self.frame_format in ("rgba", "raw") and self._capture is not None:
                 _check_grab_kwargs(savefig_kwargs)
-                _keep_size(self.fig, (self._w, self._h))
-                self._proc.stdin.write(self._capture.grab(savefig_kwargs))
+                _keep_size(self.fig, (self._w, self._h))  # type: ignore[attr-defined]  # set by MovieWriter.setup
+                self._proc.stdin.write(self._capture.grab(savefig_kwargs))  # type: ignore[attr-defined]
             else:
                 super().grab_frame(**savefig_kwargs)
             if self._progress is not None:
                 self._progress.to(self._progress.bar.n + 1)
         except BrokenPipeError:
-            _, stderr = self._proc.communicate()
+            _, stderr = self._proc.communicate()  # type: ignore[attr-defined]  # matplotlib's convert process
             raise ImageMagickFailed(explain_failure(stderr.decode(errors="replace"), self.plan)) from None
 
     def finish(self) -> None:
@@ -273,7 +301,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         try:
             with self._progress.phase("convert is writing the GIF") if self._progress else contextlib.nullcontext():
                 super().finish()
-            os.replace(self._partial, self._target)
+            assert self._output is not None, "setup() was not called"
+            self._output.commit()
         except subprocess.CalledProcessError as error:
             raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
         finally:
@@ -295,10 +324,9 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         from .resources import restore
 
         self._stop_progress()
-        if self._partial is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._partial)
-            self.outfile, self._target, self._partial = self._target, None, None
+        if self._output is not None:
+            self._output.discard()
+            self.outfile, self._output = self._output.target, None
         if self._applied is not None:
             restore(self._applied)
             self._applied = None

@@ -35,7 +35,7 @@ def stream(tmp_path_factory):
         for i in range(FRAMES):
             frame = np.full((HEIGHT, WIDTH, 4), 255, np.uint8)
             top = (i * 3) % (HEIGHT - 40)
-            frame[top:top + 40, 100:140, :3] = (200, 30, 30)
+            frame[top : top + 40, 100:140, :3] = (200, 30, 30)
             out.write(frame.tobytes())
     return path
 
@@ -48,8 +48,9 @@ def frame_count(path) -> int:
 
 def run_seed_command(im, stream, output, **kwargs):
     with stream.open("rb") as frames:
-        return subprocess.run([*im.convert, *SEED_ARGS, str(output)], stdin=frames, capture_output=True,
-                              text=True, **kwargs)
+        return subprocess.run(
+            [*im.convert, *SEED_ARGS, str(output)], stdin=frames, capture_output=True, text=True, **kwargs
+        )
 
 
 def test_seed_command_fails_stock_and_succeeds_inside_limits(im, stream, tmp_path):
@@ -68,9 +69,11 @@ def test_seed_command_fails_stock_and_succeeds_inside_limits(im, stream, tmp_pat
 
 def test_seed_command_succeeds_after_eval_of_apply_shell(im, stream, tmp_path):
     output = tmp_path / "out.gif"
-    script = (f'eval "$({sys.executable} -m magicktune.cli apply --frames {FRAMES} --size {WIDTH}x{HEIGHT} '
-              f'--format shell --output {tmp_path / "policy"})" && '
-              f'{" ".join(im.convert)} {" ".join(SEED_ARGS)} {output} < {stream}')
+    script = (
+        f'eval "$({sys.executable} -m magicktune.cli apply --frames {FRAMES} --size {WIDTH}x{HEIGHT} '
+        f'--format shell --output {tmp_path / "policy"})" && '
+        f"{' '.join(im.convert)} {' '.join(SEED_ARGS)} {output} < {stream}"
+    )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert frame_count(output) == FRAMES
@@ -93,7 +96,7 @@ def test_matplotlib_stock_writer_needs_magicktune_limits(im, tmp_path):
         return FuncAnimation(fig, lambda i: dot.set_data([i / FRAMES], [0.5]) or (dot,), frames=FRAMES)
 
     output = tmp_path / "stock.gif"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017  (whatever matplotlib makes of convert failing)
         animation().save(output, writer="imagemagick", fps=30)
     assert not output.exists() or output.stat().st_size == 0
 

@@ -19,16 +19,40 @@ from benchmarks.__main__ import main
 from benchmarks.cases import CASES
 from benchmarks.quality import evaluate
 
-SMOKE_CASES = ["render_only", "null_savefig", "mpl_imagemagick", "mpl_pillow", "mt_magicktune", "mt_magicktune_blit",
-               "convert_stock", "convert_policy", "mt_encode"]
+SMOKE_CASES = [
+    "render_only",
+    "null_savefig",
+    "mpl_imagemagick",
+    "mpl_pillow",
+    "mt_magicktune",
+    "mt_magicktune_blit",
+    "convert_stock",
+    "convert_policy",
+    "mt_encode",
+]
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     root = tmp_path_factory.mktemp("bench")
     results = root / "results"
-    code = main(["--quick", "--frames", "seed=3,5", "--cases", ",".join(SMOKE_CASES), "--name", "smoke",
-                 "--results-dir", str(results), "--out-dir", str(root / "out"), "--timeout", "240"])
+    code = main(
+        [
+            "--quick",
+            "--frames",
+            "seed=3,5",
+            "--cases",
+            ",".join(SMOKE_CASES),
+            "--name",
+            "smoke",
+            "--results-dir",
+            str(results),
+            "--out-dir",
+            str(root / "out"),
+            "--timeout",
+            "240",
+        ]
+    )
     assert code == 0
     return json.loads((results / "smoke.json").read_text()), root
 

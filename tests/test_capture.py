@@ -54,6 +54,7 @@ def scatter(**figure_kwargs):
 
     def update(i):
         dots.set_offsets(points * (1 - i / 10))
+
     return fig, update
 
 
@@ -67,6 +68,7 @@ def imshow_colorbar():
     def update(i):
         image.set_data(np.sin(6 * x + i) * np.cos(4 * y - i / 2))
         title.set_text(f"frame {i}")
+
     return fig, update
 
 
@@ -82,6 +84,7 @@ def text_and_legend():
         for k, line in enumerate(lines):
             line.set_ydata(np.sin(x + k - i / 3))
         note.set_text(f"t = {i}")
+
     return fig, update
 
 
@@ -100,6 +103,7 @@ def constrained_layout(layout="constrained"):
     def update(i):  # titles and labels of changing length move the layout
         axes[0, 1].set_title("x" * (3 * i))
         axes[1, 0].set_ylabel("y" * (2 * i))
+
     return fig, update
 
 
@@ -107,8 +111,10 @@ def tight_layout():
     return constrained_layout("tight")
 
 
-BUILDERS = {f.__name__: f for f in (scatter, imshow_colorbar, text_and_legend, transparent_patch, constrained_layout,
-                                    tight_layout)}
+BUILDERS = {
+    f.__name__: f
+    for f in (scatter, imshow_colorbar, text_and_legend, transparent_patch, constrained_layout, tight_layout)
+}
 
 
 def captured_and_saved(build, kwargs=None, *, dpi=None, blit=False, prepare=None):
@@ -135,12 +141,15 @@ def test_fast_path_is_savefig_byte_for_byte(name):
     assert got == want
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"facecolor": "auto", "edgecolor": "auto"},
-    {"facecolor": "white"},           # the figure's own colour: nothing to change
-    {"facecolor": (1.0, 1.0, 1.0)},   # what Animation.save passes a writer without transparency
-    {"transparent": False},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"facecolor": "auto", "edgecolor": "auto"},
+        {"facecolor": "white"},  # the figure's own colour: nothing to change
+        {"facecolor": (1.0, 1.0, 1.0)},  # what Animation.save passes a writer without transparency
+        {"transparent": False},
+    ],
+)
 def test_kwargs_that_change_nothing_keep_the_fast_path(kwargs):
     got, want, capture = captured_and_saved(scatter, kwargs)
     assert capture.fallbacks == 0, capture.last_fallback
@@ -153,6 +162,7 @@ def test_transparent_on_a_figure_already_clear_keeps_the_fast_path():
         fig.patch.set_edgecolor("none")
         fig.axes[0].patch.set_facecolor("none")
         fig.axes[0].patch.set_edgecolor("none")
+
     got, want, capture = captured_and_saved(scatter, {"transparent": True}, prepare=clear)
     assert capture.fallbacks == 0, capture.last_fallback
     assert got == want
@@ -188,6 +198,7 @@ def test_a_non_agg_canvas_falls_back_to_savefig():
         fig, update = scatter()
         FigureCanvasPdf(fig)
         return fig, update
+
     fig, _ = pdf_canvas()
     with pytest.raises(AttributeError):  # what the fast path would do with it
         FigureCanvasAgg.draw(fig.canvas)
@@ -227,14 +238,17 @@ def count_figure_draws(monkeypatch) -> list[Figure]:
     def draw(self, renderer):
         calls.append(self)
         return real(self, renderer)
+
     monkeypatch.setattr(Figure, "draw", draw)
     return calls
 
 
 # -- blit: the background drawn once, the animated artists on it --------------------------------------------
 
+
 def lines_on_top(raise_animated: bool):
     """Three animated lines under a grid and a legend; with raise_animated, their zorder puts them on top."""
+
     def build():
         fig, ax = plt.subplots(figsize=(3.2, 2.4), dpi=60)
         x = np.linspace(0, 6, 120)
@@ -255,7 +269,9 @@ def lines_on_top(raise_animated: bool):
             title.set_text(f"t = {i}")
             if i == 2:
                 ax.set_xlim(0, 5)  # a non-animated change: the background must be redrawn
+
         return fig, update
+
     return build
 
 

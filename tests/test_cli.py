@@ -12,8 +12,12 @@ from magicktune import cli, magick, policy, units
 
 def run(*args, env=None):
     """Run the real command in a fresh interpreter, as a user would."""
-    return subprocess.run([sys.executable, "-m", "magicktune.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "magicktune.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_apply_reports_the_seed_job():
@@ -36,8 +40,9 @@ def test_apply_json_is_the_plan():
 
 def test_apply_sizes_for_optimize_layers_when_asked():
     plain = json.loads(run("apply", "--frames", "100", "--size", "432x720", "--optimize-layers", "no", "--json").stdout)
-    layered = json.loads(run("apply", "--frames", "100", "--size", "432x720", "--optimize-layers", "yes",
-                             "--json").stdout)
+    layered = json.loads(
+        run("apply", "--frames", "100", "--size", "432x720", "--optimize-layers", "yes", "--json").stdout
+    )
     assert plain["cache"]["peak_bytes"] == plain["cache"]["gif_bytes"]
     assert layered["cache"]["peak_bytes"] == layered["cache"]["gif_bytes"] + layered["cache"]["read_bytes"]
     assert layered["limits"]["memory"] > plain["limits"]["memory"]
@@ -65,8 +70,19 @@ def test_apply_policy_format_says_when_a_policy_alone_cannot_grant_the_plan(tmp_
     import psutil
 
     frames = 3 * psutil.virtual_memory().total // (432 * 720 * 10)
-    result = run("apply", "--frames", str(frames), "--size", "432x720", "--optimize-layers", "no",
-                 "--format", "policy", "--output", str(tmp_path))
+    result = run(
+        "apply",
+        "--frames",
+        str(frames),
+        "--size",
+        "432x720",
+        "--optimize-layers",
+        "no",
+        "--format",
+        "policy",
+        "--output",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     note = re.search(r"also export (MAGICK_MAP_LIMIT=(\S+)), or use --format shell$", result.stderr.strip())
     assert note and "with this one alone ImageMagick runs with map" in result.stderr
@@ -81,8 +97,10 @@ def test_apply_policy_format_says_when_a_policy_alone_cannot_grant_the_plan(tmp_
 
 
 def test_shell_format_is_evaluable(tmp_path):
-    script = f'eval "$({sys.executable} -m magicktune.cli apply --frames 700 --size 432x720 --format shell ' \
-             f'--output {tmp_path})" && identify -list resource'
+    script = (
+        f'eval "$({sys.executable} -m magicktune.cli apply --frames 700 --size 432x720 --format shell '
+        f'--output {tmp_path})" && identify -list resource'
+    )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     limits = magick.parse_list_resource(result.stdout)
@@ -94,14 +112,24 @@ def test_default_policy_dirs_are_named_by_their_content(tmp_path):
     """Two plans of the same shape but different limits must not overwrite each other's policy."""
     written = {}
     for layers in ("no", "yes"):
-        out = run("apply", "--frames", "700", "--size", "432x720", "--optimize-layers", layers, "--format", "shell",
-                  env={"XDG_CACHE_HOME": str(tmp_path)}).stdout
+        out = run(
+            "apply",
+            "--frames",
+            "700",
+            "--size",
+            "432x720",
+            "--optimize-layers",
+            layers,
+            "--format",
+            "shell",
+            env={"XDG_CACHE_HOME": str(tmp_path)},
+        ).stdout
         found = re.search(r'^export MAGICK_CONFIGURE_PATH=([^"]+)"', out, re.MULTILINE)
         if found is None:
             pytest.skip("no policy caps a planned resource here, so no override is written")
         memory = re.search(r"^export MAGICK_MEMORY_LIMIT=(\S+)$", out, re.MULTILINE).group(1)
         written[layers] = (Path(found.group(1)), memory)
-    (no_dir, no_memory), (yes_dir, yes_memory) = written["no"], written["yes"]
+    (no_dir, _), (yes_dir, _) = written["no"], written["yes"]
     assert no_dir != yes_dir and no_dir.parent == yes_dir.parent == tmp_path / "magicktune" / "policy"
     for directory, memory in written.values():
         value = next(r.value for r in policy.read(directory / "policy.xml") if r.name == "memory")
@@ -127,10 +155,14 @@ def test_profile_names_the_files_that_set_each_limit():
         (["apply", "--frames", "3", "--size", "4x4", "--fps", "0"], "fps must be above 0"),
         (["apply", "--stream", "/nonexistent.rgba", "--size", "4x4"], "No such file"),
         (["apply", "--stream", "/tmp", "--size", "4x4"], "/tmp is not a regular file"),
-        (["apply", "--frames", "3", "--size", "4x4", "--temp-dir", "/etc/passwd"],
-         "--temp-dir '/etc/passwd' is not a directory"),
-        (["apply", "--frames", "3", "--size", "4x4", "--temp-dir", "/nonexistent"],
-         "--temp-dir '/nonexistent' is not a directory"),
+        (
+            ["apply", "--frames", "3", "--size", "4x4", "--temp-dir", "/etc/passwd"],
+            "--temp-dir '/etc/passwd' is not a directory",
+        ),
+        (
+            ["apply", "--frames", "3", "--size", "4x4", "--temp-dir", "/nonexistent"],
+            "--temp-dir '/nonexistent' is not a directory",
+        ),
         (["--imagemagick", "/bin/false", "profile"], "apt-get install imagemagick"),
         (["encode", "--size", "4x4", "--fps", "10", "/nonexistent.rgba", "/tmp/x.gif"], "No such file"),
     ],
@@ -170,8 +202,7 @@ def test_policy_generate_then_check_loads_into_imagemagick(preset, tmp_path):
 
 
 def test_policy_generate_overrides_a_preset_value_and_imagemagick_obeys(tmp_path):
-    result = run("policy", "generate", "animation", "--memory", "3GB", "--list-length", "3001",
-                 "-o", str(tmp_path))
+    result = run("policy", "generate", "animation", "--memory", "3GB", "--list-length", "3001", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     in_force = magick.find().resources(env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)})
     assert in_force["list-length"] == 3001
@@ -208,17 +239,27 @@ def test_policy_show_names_sources():
     assert {name: entry["value"] for name, entry in shown["limits"].items()} == im.resources()
     system_rules = [r for r in im.policy_rules() if r.is_security_rule and not r.path.startswith("[")]
     assert [(r["domain"], r["pattern"], r["file"]) for r in shown["security_rules"]] == [
-        (r.domain, r.pattern, r.path) for r in system_rules]
+        (r.domain, r.pattern, r.path) for r in system_rules
+    ]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--memory", "10 parsecs"], "--memory: size '10 parsecs' not understood"),
-    (["--temporary-path", "/nonexistent"], "--temporary-path '/nonexistent' is not a directory"),
-    (["batch", "--temporary-path", "/nonexistent"], "--temporary-path '/nonexistent' is not a directory"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory", "10 parsecs"], "--memory: size '10 parsecs' not understood"),
+        (["--temporary-path", "/nonexistent"], "--temporary-path '/nonexistent' is not a directory"),
+        (["batch", "--temporary-path", "/nonexistent"], "--temporary-path '/nonexistent' is not a directory"),
+    ],
+)
 def test_policy_generate_errors_name_the_option(tmp_path, args, message):
-    result = run("policy", "generate", *args, "-o", str(tmp_path / "out"),
-                 env={"MAGICKTUNE_CONFIG": str(tmp_path / "absent.yaml")})
+    result = run(
+        "policy",
+        "generate",
+        *args,
+        "-o",
+        str(tmp_path / "out"),
+        env={"MAGICKTUNE_CONFIG": str(tmp_path / "absent.yaml")},
+    )
     assert result.returncode == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -226,9 +267,14 @@ def test_policy_generate_errors_name_the_option(tmp_path, args, message):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [["policy", "generate", "-o"],
-                                     ["apply", "--frames", "7", "--size", "8x8", "--format", "policy", "--output"],
-                                     ["apply", "--frames", "7", "--size", "8x8", "--format", "shell", "--output"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["policy", "generate", "-o"],
+        ["apply", "--frames", "7", "--size", "8x8", "--format", "policy", "--output"],
+        ["apply", "--frames", "7", "--size", "8x8", "--format", "shell", "--output"],
+    ],
+)
 def test_an_output_imagemagick_would_never_load_is_refused(tmp_path, command):
     result = run(*command, str(tmp_path / "limits.xml"))
     assert result.returncode == 1 and result.stdout == ""
@@ -238,8 +284,12 @@ def test_an_output_imagemagick_would_never_load_is_refused(tmp_path, command):
 
 
 def test_the_configure_path_hint_is_absolute(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "policy", "generate", "-o", "override"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "magicktune.cli", "policy", "generate", "-o", "override"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert f"export MAGICK_CONFIGURE_PATH={tmp_path / 'override'}" in result.stdout
 
@@ -251,9 +301,28 @@ def test_no_system_rules_without_standalone_is_refused():
 
 @pytest.mark.parametrize("given", [".", "~"])
 def test_apply_makes_the_temp_dir_absolute(tmp_path, given):
-    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "apply", "--frames", "10", "--size", "8x8",
-                             "--temp-dir", given, "--format", "shell", "--output", str(tmp_path / "out")],
-                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "magicktune.cli",
+            "apply",
+            "--frames",
+            "10",
+            "--size",
+            "8x8",
+            "--temp-dir",
+            given,
+            "--format",
+            "shell",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     assert f"export MAGICK_TEMPORARY_PATH={tmp_path.resolve()}\n" in result.stdout
 
@@ -263,8 +332,9 @@ def test_apply_takes_the_temp_dir_from_the_user_config(tmp_path):
     scratch.mkdir()
     config = tmp_path / "config.yaml"
     config.write_text(f"temporary-path: {scratch}\n")
-    plan = json.loads(run("apply", "--frames", "10", "--size", "8x8", "--json",
-                          env={"MAGICKTUNE_CONFIG": str(config)}).stdout)
+    plan = json.loads(
+        run("apply", "--frames", "10", "--size", "8x8", "--json", env={"MAGICKTUNE_CONFIG": str(config)}).stdout
+    )
     assert plan["temporary_path"] == str(scratch)
 
 
@@ -275,7 +345,7 @@ def test_encode_a_raw_stream(tmp_path):
     frames = np.zeros((6, 20, 30, 4), np.uint8)
     frames[..., 3] = 255
     for i in range(6):
-        frames[i, :, i * 5:(i + 1) * 5, 0] = 255
+        frames[i, :, i * 5 : (i + 1) * 5, 0] = 255
     source = tmp_path / "frames.rgba"
     source.write_bytes(frames.tobytes())
     output = tmp_path / "out.gif"
@@ -292,8 +362,11 @@ def test_encode_a_raw_stream(tmp_path):
 def test_encode_from_stdin(tmp_path):
     frame = bytes([0, 0, 255, 255]) * (8 * 8)
     output = tmp_path / "out.gif"
-    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "encode", "--size", "8x8", "--fps", "10", "-",
-                             str(output)], input=frame * 3, capture_output=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "magicktune.cli", "encode", "--size", "8x8", "--fps", "10", "-", str(output)],
+        input=frame * 3,
+        capture_output=True,
+    )
     assert result.returncode == 0, result.stderr
     assert output.read_bytes().startswith(b"GIF89a")
 
@@ -307,8 +380,10 @@ def test_encode_a_truncated_stream_leaves_nothing(tmp_path):
     assert not output.exists() and list(tmp_path.iterdir()) == [source]
 
 
-@pytest.mark.parametrize(("option", "message"), [(["--loop", "-1"], "loop must be"), (["--fps", "inf"], "fps must be"),
-                                               (["--colors", "1"], "colors must be")])
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--loop", "-1"], "loop must be"), (["--fps", "inf"], "fps must be"), (["--colors", "1"], "colors must be")],
+)
 def test_encode_refuses_bad_options_in_one_line(tmp_path, option, message):
     source = tmp_path / "frames.rgba"
     source.write_bytes(bytes(8 * 8 * 4 * 2))
@@ -322,8 +397,10 @@ def test_encode_to_stdout_keeps_the_gif_clean(tmp_path):
     frame = bytes([0, 255, 0, 255]) * (8 * 8)
     source = tmp_path / "frames.rgba"
     source.write_bytes(frame * 2)
-    result = subprocess.run([sys.executable, "-m", "magicktune.cli", "encode", "--size", "8x8", "--fps", "10",
-                             str(source), "-"], capture_output=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "magicktune.cli", "encode", "--size", "8x8", "--fps", "10", str(source), "-"],
+        capture_output=True,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(b"GIF89a") and result.stdout.endswith(b"\x3b")
     assert b"wrote -" in result.stderr

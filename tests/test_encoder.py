@@ -8,30 +8,17 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import decode, psnr
 from PIL import Image as PILImage
-from PIL import ImageSequence
-
-import magicktune.encoder as encoder_module
-from magicktune.encoder import EncodeError, GifEncoder, encode_stream
-from magicktune.gif import GifWriter, iter_frames
 from wand.image import Image
 
+import magicktune.encoder as encoder_module
+import magicktune.lzw as lzw_module
+import magicktune.palette as palette_module
+from magicktune.encoder import EncodeError, GifEncoder, encode_stream
+from magicktune.gif import GifWriter, iter_frames
+
 W, H = 64, 48
-
-
-def decode(path):
-    """Composited RGBA frames (Pillow honours disposal), their durations in ms, and the loop count."""
-    image = PILImage.open(path)
-    frames, durations = [], []
-    for frame in ImageSequence.Iterator(image):
-        frames.append(np.asarray(frame.convert("RGBA")))
-        durations.append(frame.info["duration"])
-    return frames, durations, image.info.get("loop")
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def scene(count, width=W, height=H):
@@ -74,7 +61,8 @@ def test_frames_delays_loop_and_psnr(tmp_path, options):
     source = scene(20)
     out = tmp_path / "out.gif"
     stats = encode(out, source, **options)
-    frames, durations, loop = decode(out)
+    frames, durations, info = decode(out)
+    loop = info.get("loop")
     assert len(frames) == 20 and stats.frames == 20 and stats.gif_frames == 20
     assert stats.bytes == out.stat().st_size
     assert frames[0].shape == (H, W, 4)
@@ -240,7 +228,9 @@ def test_encode_stream_from_path_with_progress(tmp_path):
     raw = tmp_path / "frames.rgba"
     raw.write_bytes(b"".join(frame.tobytes() for frame in source))
     seen = []
-    stats = encode_stream(raw, tmp_path / "out.gif", (W, H), 30, progress=lambda done, total: seen.append((done, total)))
+    stats = encode_stream(
+        raw, tmp_path / "out.gif", (W, H), 30, progress=lambda done, total: seen.append((done, total))
+    )
     assert stats.frames == 15
     assert seen[-1] == (15, 15)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
@@ -291,9 +281,23 @@ def test_not_larger_than_convert_optimizeplus_at_higher_psnr(tmp_path):
     source = scene(20, 120, 90)
     raw = b"".join(frame.tobytes() for frame in source)
     subprocess.run(
-        ["convert", "-size", "120x90", "-depth", "8", "-delay", "3.33", "-loop", "0", "rgba:-",
-         "-layers", "OptimizePlus", str(tmp_path / "im.gif")],
-        input=raw, check=True,
+        [
+            "convert",
+            "-size",
+            "120x90",
+            "-depth",
+            "8",
+            "-delay",
+            "3.33",
+            "-loop",
+            "0",
+            "rgba:-",
+            "-layers",
+            "OptimizePlus",
+            str(tmp_path / "im.gif"),
+        ],
+        input=raw,
+        check=True,
     )
     ours = encode(tmp_path / "ours.gif", source)
     assert ours.bytes <= (tmp_path / "im.gif").stat().st_size
@@ -443,9 +447,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def test_peak_rss_including_imagemagick_does_not_grow_with_frame_count(tmp_path):
     """tracemalloc sees Python's allocations only; the process's peak RSS also counts libMagickWand's."""
+
     def peak_kb(count):
-        out = subprocess.run([sys.executable, "-c", PEAK_RSS_OF_ENCODE, str(count), str(tmp_path / f"{count}.gif")],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS_OF_ENCODE, str(count), str(tmp_path / f"{count}.gif")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return int(out)
 
     assert peak_kb(3000) - peak_kb(300) < 8 * 1024
@@ -456,8 +465,11 @@ def soft_dots(width=160, height=120, count=1500, seed=0):
     rng = np.random.default_rng(seed)
     frame = np.full((height, width, 3), 255.0)
     y, x = np.mgrid[-3:4, -3:4]
-    for cx, cy, colour in zip(rng.uniform(3, width - 4, count), rng.uniform(3, height - 4, count),
-                              rng.choice([(0, 0, 255), (255, 0, 0)], count)):
+    for cx, cy, colour in zip(
+        rng.uniform(3, width - 4, count),
+        rng.uniform(3, height - 4, count),
+        rng.choice([(0, 0, 255), (255, 0, 0)], count),
+    ):
         left, top = int(cx) - 3, int(cy) - 3
         cover = 0.25 * np.exp(-((x + left - cx) ** 2 + (y + top - cy) ** 2) / 2)[..., None]
         window = frame[top : top + 7, left : left + 7]
@@ -478,9 +490,9 @@ def laid_out(pixels, operation):
 def test_colours_mapped_in_sorted_runs_are_imagemagicks_own():
     frame = soft_dots()
     assert len(np.unique(frame.reshape(-1, 4), axis=0)) > 500
-    table, indexes = encoder_module.map_colours(frame, 256, 5)
+    table, indexes = palette_module.map_colours(frame, 256, 5)
     ours = table.view(np.uint8).reshape(-1, 4)[indexes]
-    theirs = laid_out(frame, lambda image: encoder_module.quantize(image, 256, "none", 5))
+    theirs = laid_out(frame, lambda image: palette_module.quantize(image, 256, "none", 5))
     # The same colour tree; only rounding in ImageMagick's colour sums, which it adds up in another order, may
     # move a shade by a level or two.
     assert (ours != theirs).any(axis=2).mean() < 0.002
@@ -490,10 +502,10 @@ def test_colours_mapped_in_sorted_runs_are_imagemagicks_own():
 
 def test_remap_in_sorted_runs_is_imagemagicks_remap_exactly():
     frame, later = soft_dots(seed=1), soft_dots(seed=2)
-    table, _ = encoder_module.map_colours(frame, 64, 5)
+    table, _ = palette_module.map_colours(frame, 64, 5)
     palette = np.zeros((1, len(table) + 1, 4), np.uint8)
     palette[0, :-1] = table.view(np.uint8).reshape(-1, 4)
-    remapped, indexes = encoder_module.map_colours(later, 64, 5, palette)
+    remapped, indexes = palette_module.map_colours(later, 64, 5, palette)
 
     def remap(image):
         with Image.from_array(palette) as affinity:
@@ -510,7 +522,7 @@ def test_lzw_keeps_indexes_table_order_and_transparency(entries):
     if entries > 2:
         table[2] = 0xFF000000  # opaque black beside the transparent entry 0: same RGB, two entries
     indexes = rng.integers(0, entries, (30, 41)).astype(np.uint8)
-    frame = encoder_module.lzw(table, indexes, 0)
+    frame = lzw_module.lzw(table, indexes, 0)
     buffer = io.BytesIO()
     writer = GifWriter(buffer, (41, 30))
     writer.write_frame(frame, 3)
@@ -531,7 +543,7 @@ def test_spare_transparent_entry_does_not_pad_a_small_table_to_256(tmp_path):
 
 def test_imagemagick_errors_name_the_step_and_imagemagicks_reason():
     with pytest.raises(EncodeError, match=r"ImageMagick failed to read MIFF: .+"):
-        encoder_module.lzw(np.array([0xFF000000, 0xFFFFFFFF], "<u4"), np.zeros((0, 5), np.uint8), None)
+        lzw_module.lzw(np.array([0xFF000000, 0xFFFFFFFF], "<u4"), np.zeros((0, 5), np.uint8), None)
 
 
 DENY_MIFF_ENCODE = """
@@ -550,9 +562,14 @@ except EncodeError as error:
 def test_a_policy_that_denies_miff_stops_the_encode_with_imagemagicks_reason(tmp_path):
     """The frames reach ImageMagick's GIF coder as MIFF blobs, so a policy denying that coder must say so."""
     (tmp_path / "policy.xml").write_text(
-        '<policymap><policy domain="coder" rights="none" pattern="MIFF"/></policymap>\n')
-    result = subprocess.run([sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif")],
-                            capture_output=True, text=True, check=True,
-                            env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)})
+        '<policymap><policy domain="coder" rights="none" pattern="MIFF"/></policymap>\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MAGICK_CONFIGURE_PATH": str(tmp_path)},
+    )
     assert "frame 0 failed" in result.stdout and "security policy `MIFF'" in result.stdout
     assert leftovers(tmp_path) == ["policy.xml"]

@@ -6,19 +6,12 @@ import warnings
 
 import pytest
 
-
 from magicktune import environment, magick, units
-from magicktune.errors import WandStartedWarning
-
 from magicktune import resources as limits
+from magicktune.errors import WandStartedWarning
 
 # Encoder tests start Wand in this process first; that warning is tested on its own, in a fresh process.
 pytestmark = pytest.mark.filterwarnings("ignore::magicktune.errors.WandStartedWarning")
-
-
-@pytest.fixture(scope="module")
-def im():
-    return magick.find()
 
 
 @pytest.fixture
@@ -72,9 +65,15 @@ def test_the_override_raises_what_the_system_policy_caps(im, clean_environment):
 
 
 def test_unlimited_holds_for_every_kind(im, clean_environment, tmp_path):
-    """"unlimited" reaches ImageMagick as no limit, and ImageMagick still makes pixel caches under it."""
-    with limits.limits(memory="unlimited", map="unlimited", disk="unlimited", time="unlimited", file="unlimited",
-                       list_length="unlimited"):
+    """ "unlimited" reaches ImageMagick as no limit, and ImageMagick still makes pixel caches under it."""
+    with limits.limits(
+        memory="unlimited",
+        map="unlimited",
+        disk="unlimited",
+        time="unlimited",
+        file="unlimited",
+        list_length="unlimited",
+    ):
         in_force = im.resources()
         assert [in_force[name] for name in ("memory", "map", "disk", "time", "file", "list-length")] == [None] * 6
         im.run(["rose:", "-resize", "300%", str(tmp_path / "rose.png")])
@@ -82,8 +81,9 @@ def test_unlimited_holds_for_every_kind(im, clean_environment, tmp_path):
 
 def test_a_cap_named_in_another_case_is_raised_too(im, clean_environment, monkeypatch, tmp_path):
     """ImageMagick applies name="List-Length"; limits() must restate it in its override, or IM stays at 50."""
-    (tmp_path / "policy.xml").write_text('<policymap><policy domain="resource" name="List-Length" value="50"/>'
-                                         '</policymap>')
+    (tmp_path / "policy.xml").write_text(
+        '<policymap><policy domain="resource" name="List-Length" value="50"/></policymap>'
+    )
     monkeypatch.setenv("MAGICK_CONFIGURE_PATH", str(tmp_path))
     assert im.resources()["list-length"] == 50
     with limits.limits(list_length=3001) as applied:

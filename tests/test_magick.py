@@ -37,9 +37,17 @@ def test_parse_im7_list_resource():
 def test_parse_im6_list_resource():
     limits = magick.parse_list_resource(read("im6/list-resource.txt"))
     assert limits == {
-        "width": 16_000, "height": 16_000, "list-length": None, "area": 128_000_000,
-        "memory": 256 * 2**20, "map": 512 * 2**20, "disk": 2**30, "file": limits["file"],
-        "thread": limits["thread"], "throttle": 0, "time": None,
+        "width": 16_000,
+        "height": 16_000,
+        "list-length": None,
+        "area": 128_000_000,
+        "memory": 256 * 2**20,
+        "map": 512 * 2**20,
+        "disk": 2**30,
+        "file": limits["file"],
+        "thread": limits["thread"],
+        "throttle": 0,
+        "time": None,
     }
 
 
@@ -51,29 +59,40 @@ def test_parse_im7_list_policy():
     assert "max-memory-request" not in caps
     security = [r for r in rules if r.is_security_rule and not r.path.startswith("[")]
     assert [(r.domain, r.rights, r.pattern) for r in security] == [
-        ("delegate", "None", "URL"), ("delegate", "None", "HTTPS"), ("delegate", "None", "HTTP"),
-        ("path", "None", "@*"), ("coder", "Read Write", "{GIF,JPEG,PNG,WEBP}"),
+        ("delegate", "None", "URL"),
+        ("delegate", "None", "HTTPS"),
+        ("delegate", "None", "HTTP"),
+        ("path", "None", "@*"),
+        ("coder", "Read Write", "{GIF,JPEG,PNG,WEBP}"),
     ]
 
 
 def test_first_file_naming_a_resource_wins():
-    text = ("Path: /a/policy.xml\n  Policy: Resource\n    name: memory\n    value: 8GiB\n"
-            "Path: /etc/policy.xml\n  Policy: Resource\n    name: memory\n    value: 256MiB\n"
-            "  Policy: Resource\n    name: disk\n    value: 1GiB\n")
+    text = (
+        "Path: /a/policy.xml\n  Policy: Resource\n    name: memory\n    value: 8GiB\n"
+        "Path: /etc/policy.xml\n  Policy: Resource\n    name: memory\n    value: 256MiB\n"
+        "  Policy: Resource\n    name: disk\n    value: 1GiB\n"
+    )
     caps = magick.resource_caps(magick.parse_list_policy(text))
     assert caps == {"memory": (8 * 2**30, "/a/policy.xml"), "disk": (2**30, "/etc/policy.xml")}
 
 
 def test_resource_names_ignore_case_as_imagemagick_does():
-    text = "Path: /p.xml\n  Policy: Resource\n    name: Memory\n    value: 100MiB\n" \
-           "  Policy: Resource\n    name: List-Length\n    value: 50\n"
-    assert magick.resource_caps(magick.parse_list_policy(text)) == {"memory": (100 * 2**20, "/p.xml"),
-                                                                     "list-length": (50, "/p.xml")}
+    text = (
+        "Path: /p.xml\n  Policy: Resource\n    name: Memory\n    value: 100MiB\n"
+        "  Policy: Resource\n    name: List-Length\n    value: 50\n"
+    )
+    assert magick.resource_caps(magick.parse_list_policy(text)) == {
+        "memory": (100 * 2**20, "/p.xml"),
+        "list-length": (50, "/p.xml"),
+    }
 
 
 def test_caps_are_read_the_way_imagemagick_reads_them():
-    text = "Path: /p.xml\n  Policy: Resource\n    name: memory\n    value: 2gb\n" \
-           "  Policy: Resource\n    name: disk\n    value: unlimited\n"
+    text = (
+        "Path: /p.xml\n  Policy: Resource\n    name: memory\n    value: 2gb\n"
+        "  Policy: Resource\n    name: disk\n    value: unlimited\n"
+    )
     assert magick.resource_caps(magick.parse_list_policy(text)) == {"memory": (2, "/p.xml"), "disk": (0, "/p.xml")}
 
 

@@ -7,11 +7,6 @@ import pytest
 from magicktune import environment, magick, policy, units
 
 
-@pytest.fixture(scope="module")
-def im():
-    return magick.find()
-
-
 @pytest.fixture
 def env():
     """The environment without MAGICK_* variables, so only policy files decide."""
@@ -23,8 +18,11 @@ def override_env(env, directory):
 
 
 def security_rules(rules):
-    return {(r.path, r.domain, r.rights, r.pattern) for r in rules
-            if r.domain in policy.SECURITY_DOMAINS and r.rights is not None}
+    return {
+        (r.path, r.domain, r.rights, r.pattern)
+        for r in rules
+        if r.domain in policy.SECURITY_DOMAINS and r.rights is not None
+    }
 
 
 def system_security(im, env):
@@ -74,8 +72,10 @@ def test_override_keeps_every_system_security_rule_in_force(im, env, tmp_path):
     denies_indirect = "security policy" in indirect_read(im, env, tmp_path).stderr
     for name in policy.available_presets():
         directory = tmp_path / name
-        policy.write(directory / "policy.xml",
-                     policy.generate(policy.load_preset(name), system_rules=policy.system_policy(im, env)))
+        policy.write(
+            directory / "policy.xml",
+            policy.generate(policy.load_preset(name), system_rules=policy.system_policy(im, env)),
+        )
         after = security_rules(im.policy_rules(env=override_env(env, directory)))
         assert before <= after, name
         if denies_indirect:
@@ -87,8 +87,10 @@ def test_an_override_that_grants_cannot_loosen_a_system_denial(im, env, tmp_path
     if not any(r.domain == "path" and r.pattern == "@*" and r.rights == "none" for r in rules):
         pytest.skip("the system policy here does not deny indirect @file reads")
     hostile = tmp_path / "hostile.yaml"
-    hostile.write_text("description: tries to allow @file\nresources: {memory: 1GiB}\n"
-                       "rules:\n  - {domain: path, rights: read|write, pattern: '@*'}\n")
+    hostile.write_text(
+        "description: tries to allow @file\nresources: {memory: 1GiB}\n"
+        "rules:\n  - {domain: path, rights: read|write, pattern: '@*'}\n"
+    )
     directory = tmp_path / "override"
     policy.write(directory / "policy.xml", policy.generate(policy.load_preset(hostile), system_rules=rules))
     result = indirect_read(im, override_env(env, directory), tmp_path)
@@ -109,11 +111,12 @@ def test_locked_down_refuses_pipes_as_its_description_says(im, env, tmp_path):
 
 def test_standalone_restates_every_system_security_rule_last(im, env, tmp_path):
     system = system_security(im, env)
-    text = policy.generate(policy.load_preset("locked-down"), standalone=True,
-                           system_rules=policy.system_policy(im, env))
+    text = policy.generate(
+        policy.load_preset("locked-down"), standalone=True, system_rules=policy.system_policy(im, env)
+    )
     written = policy.write(tmp_path / "policy.xml", text)
     rules = policy.read(written)
-    tail = [(r.domain, r.rights, r.pattern) for r in rules[-len(system):]] if system else []
+    tail = [(r.domain, r.rights, r.pattern) for r in rules[-len(system) :]] if system else []
     assert tail == [(r.domain, r.rights, r.pattern) for r in system]
     names = {(r.domain, r.name) for r in rules if r.domain == "resource"}
     assert {("resource", name) for name in magick.resource_caps(policy.system_policy(im, env))} <= names
@@ -122,8 +125,12 @@ def test_standalone_restates_every_system_security_rule_last(im, env, tmp_path):
 def test_standalone_without_system_rules_is_flagged(im, env, tmp_path):
     if not system_security(im, env):
         pytest.skip("no system security rules here")
-    text = policy.generate(policy.load_preset("batch"), standalone=True, keep_system_rules=False,
-                           system_rules=policy.system_policy(im, env))
+    text = policy.generate(
+        policy.load_preset("batch"),
+        standalone=True,
+        keep_system_rules=False,
+        system_rules=policy.system_policy(im, env),
+    )
     written = policy.write(tmp_path / "policy.xml", text)
     errors = [f for f in policy.check(written, im, standalone=True) if f.level == "error"]
     assert errors and all("weakens" in f.message for f in errors)
@@ -155,16 +162,18 @@ def test_standalone_check_sees_a_lowercase_restatement_does_not_deny(im, env, tm
 
 def test_check_catches_values_imagemagick_reads_differently(im, tmp_path):
     path = tmp_path / "policy.xml"
-    path.write_text('<policymap>\n'
-                    '  <policy domain="resource" name="memory" value="2gb"/>\n'
-                    '  <policy domain="resource" name="disk" value="unlimited"/>\n'
-                    '  <policy domain="resource" name="map" value="50%"/>\n'
-                    '  <policy domain="resource" name="time" value="1hour"/>\n'
-                    '  <policy domain="resource" name="colours" value="8"/>\n'
-                    '  <policy domain="coder" pattern="PNG"/>\n'
-                    '  <policy domain="filesystem" rights="none" pattern="x"/>\n'
-                    '  <policy domain="resource" name="width" value="16KP"/>\n'
-                    '</policymap>\n')
+    path.write_text(
+        "<policymap>\n"
+        '  <policy domain="resource" name="memory" value="2gb"/>\n'
+        '  <policy domain="resource" name="disk" value="unlimited"/>\n'
+        '  <policy domain="resource" name="map" value="50%"/>\n'
+        '  <policy domain="resource" name="time" value="1hour"/>\n'
+        '  <policy domain="resource" name="colours" value="8"/>\n'
+        '  <policy domain="coder" pattern="PNG"/>\n'
+        '  <policy domain="filesystem" rights="none" pattern="x"/>\n'
+        '  <policy domain="resource" name="width" value="16KP"/>\n'
+        "</policymap>\n"
+    )
     findings = policy.check(path, im)
     errors = [f.message for f in findings if f.level == "error"]
     warnings = [f.message for f in findings if f.level == "warning"]
@@ -189,8 +198,10 @@ def test_check_reads_resource_names_in_any_case(im, tmp_path):
 
 def test_check_reads_pixel_limits_at_the_precision_imagemagick_prints(im, tmp_path):
     path = tmp_path / "policy.xml"
-    path.write_text('<policymap><policy domain="resource" name="width" value="1366"/>'
-                    '<policy domain="resource" name="area" value="1050454"/></policymap>')
+    path.write_text(
+        '<policymap><policy domain="resource" name="width" value="1366"/>'
+        '<policy domain="resource" name="area" value="1050454"/></policymap>'
+    )
     findings = policy.check(path, im)
     assert [f for f in findings if f.level != "info"] == []
     assert any(f.message.startswith("width: value '1366'") for f in findings)
@@ -199,8 +210,10 @@ def test_check_reads_pixel_limits_at_the_precision_imagemagick_prints(im, tmp_pa
 def test_check_says_a_negative_value_drops_the_cap(im, env, tmp_path):
     """IM reads memory "-1" as no cap at all (all the RAM), not as 0; a negative throttle pauses for ever."""
     path = tmp_path / "policy.xml"
-    path.write_text('<policymap><policy domain="resource" name="memory" value="-1"/>'
-                    '<policy domain="resource" name="throttle" value="-1"/></policymap>')
+    path.write_text(
+        '<policymap><policy domain="resource" name="memory" value="-1"/>'
+        '<policy domain="resource" name="throttle" value="-1"/></policymap>'
+    )
     assert magick.resource_caps(policy.read(path))["memory"] == (None, str(path))
     assert units.same_limit(im.resources(env=override_env(env, tmp_path))["memory"], psutil.virtual_memory().total)
     errors = [f.message for f in policy.check(path, im) if f.level == "error"]
@@ -231,10 +244,13 @@ def test_check_reads_a_file_xml_refuses_as_imagemagick_does(im, tmp_path):
 
 def test_reading_refuses_a_billion_laughs(im, tmp_path):
     path = tmp_path / "policy.xml"
-    entities = ['<!ENTITY lol "lol">'] + [f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 or "")) * 10}">'
-                                          for i in range(1, 10)]
-    path.write_text('<?xml version="1.0"?>\n<!DOCTYPE policymap [\n' + "\n".join(entities) + "\n]>\n"
-                    '<policymap><policy domain="resource" name="memory" value="&lol9;"/></policymap>\n')
+    entities = ['<!ENTITY lol "lol">'] + [
+        f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 or "")) * 10}">' for i in range(1, 10)
+    ]
+    path.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE policymap [\n' + "\n".join(entities) + "\n]>\n"
+        '<policymap><policy domain="resource" name="memory" value="&lol9;"/></policymap>\n'
+    )
     with pytest.raises(policy.PolicyError, match="refused"):
         policy.read(path)
     findings = policy.check(path, im)
@@ -266,15 +282,18 @@ def test_unknown_preset_lists_the_available_ones():
         policy.load_preset("gif")
 
 
-@pytest.mark.parametrize("text, key", [
-    ("description: x\nresources: [memory\n", "not valid YAML"),
-    ("description: x\nresources: {colours: 8}\n", "resources.colours"),
-    ("description: x\nresources: {memory: 2 gigs}\n", "resources.memory"),
-    ("description: x\nrules:\n  - {domain: coder, pattern: PDF}\n", "rules[0]"),
-    ("description: x\nrules:\n  - {domain: coder, rights: maybe, pattern: PDF}\n", "rules[0].rights"),
-    ("description: x\nlimits: {memory: 1GB}\n", "'limits'"),
-    ("description: x\nresources: {throttle: unlimited}\n", "resources.throttle"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("description: x\nresources: [memory\n", "not valid YAML"),
+        ("description: x\nresources: {colours: 8}\n", "resources.colours"),
+        ("description: x\nresources: {memory: 2 gigs}\n", "resources.memory"),
+        ("description: x\nrules:\n  - {domain: coder, pattern: PDF}\n", "rules[0]"),
+        ("description: x\nrules:\n  - {domain: coder, rights: maybe, pattern: PDF}\n", "rules[0].rights"),
+        ("description: x\nlimits: {memory: 1GB}\n", "'limits'"),
+        ("description: x\nresources: {throttle: unlimited}\n", "resources.throttle"),
+    ],
+)
 def test_bad_preset_files_name_the_file_and_key(tmp_path, text, key):
     path = tmp_path / "mine.yaml"
     path.write_text(text)
@@ -289,8 +308,11 @@ def test_user_defaults_are_read_and_applied(tmp_path, monkeypatch):
     monkeypatch.setenv(environment.CONFIG, str(config))
     assert policy.user_config_path() == config
     defaults = policy.user_defaults()
-    assert defaults == {"preset": "batch", "temporary-path": str(tmp_path),
-                        "resources": {"memory": "50%", "thread": "4"}}
+    assert defaults == {
+        "preset": "batch",
+        "temporary-path": str(tmp_path),
+        "resources": {"memory": "50%", "thread": "4"},
+    }
     preset = policy.configured_preset()
     assert preset.name == "batch" and preset.temporary_path == str(tmp_path)
     assert preset.resources["memory"] == round(psutil.virtual_memory().total / 2)
@@ -303,8 +325,9 @@ def test_missing_user_config_means_no_defaults(tmp_path, monkeypatch):
     assert policy.user_defaults() == {}
 
 
-@pytest.mark.parametrize("text", ["preset: [animation\n", "- preset\n", "resources: {memory: lots}\n",
-                                  "resources: {colours: 8}\n"])
+@pytest.mark.parametrize(
+    "text", ["preset: [animation\n", "- preset\n", "resources: {memory: lots}\n", "resources: {colours: 8}\n"]
+)
 def test_malformed_user_config_names_the_file(tmp_path, monkeypatch, text):
     config = tmp_path / "config.yaml"
     config.write_text(text)

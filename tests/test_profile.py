@@ -19,8 +19,9 @@ def roomy_machine(ram=32 * 10**9, temp_free=100 * 10**9) -> profile.Machine:
 
 
 def test_seed_job_on_im6_q16():
-    plan = profile.plan(SEED, imagemagick_from("im6/version.txt"), current_limits=DEBIAN_LIMITS,
-                        machine=roomy_machine())
+    plan = profile.plan(
+        SEED, imagemagick_from("im6/version.txt"), current_limits=DEBIAN_LIMITS, machine=roomy_machine()
+    )
     assert SEED.stream_bytes == 3_732_480_000
     assert plan.cache.read_bytes == 7_464_960_000
     assert plan.cache.gif_bytes == 9_331_200_000
@@ -51,16 +52,24 @@ def test_spill_and_no_fit_are_said_in_plain_words():
 
 
 def test_unknown_frame_count_sizes_to_the_machine():
-    plan = profile.plan(profile.Job(432, 720), imagemagick_from("im6/version.txt"), current_limits=DEBIAN_LIMITS,
-                        machine=roomy_machine())
+    plan = profile.plan(
+        profile.Job(432, 720),
+        imagemagick_from("im6/version.txt"),
+        current_limits=DEBIAN_LIMITS,
+        machine=roomy_machine(),
+    )
     assert plan.limits["list-length"] is units.UNLIMITED
     assert plan.convert_fits == "unknown"
     assert plan.limits["memory"] == pytest.approx(32e9 * profile.RAM_SHARE, rel=1e-3)
 
 
 def test_frames_too_large_for_the_width_cap_raise_it():
-    plan = profile.plan(profile.Job(20_000, 100, 10), imagemagick_from("im6/version.txt"),
-                        current_limits=DEBIAN_LIMITS, machine=roomy_machine())
+    plan = profile.plan(
+        profile.Job(20_000, 100, 10),
+        imagemagick_from("im6/version.txt"),
+        current_limits=DEBIAN_LIMITS,
+        machine=roomy_machine(),
+    )
     assert plan.limits["width"] == 20_000 and "height" not in plan.limits
 
 
@@ -94,8 +103,13 @@ def test_plan_on_this_machine():
 
 
 def test_optimize_layers_holds_both_frame_lists():
-    plan = profile.plan(SEED, imagemagick_from("im6/version.txt"), current_limits=DEBIAN_LIMITS,
-                        machine=roomy_machine(), optimize_layers=True)
+    plan = profile.plan(
+        SEED,
+        imagemagick_from("im6/version.txt"),
+        current_limits=DEBIAN_LIMITS,
+        machine=roomy_machine(),
+        optimize_layers=True,
+    )
     assert plan.cache.gif_bytes == 9_331_200_000
     assert plan.cache.peak_bytes == 7_464_960_000 + 9_331_200_000
     assert plan.limits["memory"] >= plan.cache.peak_bytes

@@ -61,6 +61,7 @@ def scatter(blit=False, **figure_kwargs):
     def update(i):
         dots.set_offsets(points * (1 - i / 10))
         return (dots,)
+
     return animation.FuncAnimation(fig, update, frames=FRAMES, blit=blit)
 
 
@@ -75,6 +76,7 @@ def imshow_colorbar(blit=False):
         image.set_data(np.sin(6 * x + i) * np.cos(4 * y - i / 2))
         title.set_text(f"frame {i}")
         return image, title
+
     return animation.FuncAnimation(fig, update, frames=FRAMES, blit=blit)
 
 
@@ -91,6 +93,7 @@ def text_and_legend(blit=False):
             line.set_ydata(np.sin(x + k - i / 3))
         note.set_text(f"t = {i}")
         return (*lines, note)
+
     return animation.FuncAnimation(fig, update, frames=FRAMES, blit=blit)
 
 
@@ -103,8 +106,10 @@ def transparent_patch(blit=False):
 def artists(blit=False):
     fig, ax = plt.subplots(figsize=(2.4, 1.8), dpi=50)
     x = np.linspace(0, 6, 60)
-    frames = [[ax.plot(x, np.sin(x - i), color="C0")[0], ax.text(0.1, 0.9, f"{i}", transform=ax.transAxes)]
-              for i in range(FRAMES)]
+    frames = [
+        [ax.plot(x, np.sin(x - i), color="C0")[0], ax.text(0.1, 0.9, f"{i}", transform=ax.transAxes)]
+        for i in range(FRAMES)
+    ]
     return animation.ArtistAnimation(fig, frames, blit=blit)
 
 
@@ -133,6 +138,7 @@ def handed_to_encoder(monkeypatch):
     def add_frame(self, frame):
         frames.append(bytes(frame))
         return real(self, frame)
+
     monkeypatch.setattr(magicktune.writers.GifEncoder, "add_frame", add_frame)
     return frames
 
@@ -145,6 +151,7 @@ def figure_draws(monkeypatch):
     def draw(self, renderer):
         calls.append(self)
         return real(self, renderer)
+
     monkeypatch.setattr(Figure, "draw", draw)
     return calls
 
@@ -193,6 +200,7 @@ def test_draw_idle_is_restored_after_a_save_and_after_a_failure(tmp_path):
 
     def boom(i):
         raise RuntimeError("update failed")
+
     failing = animation.FuncAnimation(anim._fig, boom, frames=3)
     with pytest.raises(RuntimeError, match="update failed"):
         failing.save(tmp_path / "b.gif", writer="magicktune", fps=30)
@@ -205,6 +213,7 @@ def test_blit_draws_the_background_once(how, tmp_path, handed_to_encoder, figure
         anim = scatter(blit)
         anim._fig.axes[0].collections[0].set_zorder(5)
         return anim
+
     reference = SavefigRecorder(fps=30)
     save(on_top, reference, tmp_path, "ref.raw", True)
     anim = on_top(True)

@@ -114,16 +114,27 @@ def test_from_magick_reads_list_resource(printed, kind, expected):
 def test_imagemagick_prints_unlimited_as_something_read_back_as_unlimited():
     """IM6 prints file, throttle and time through a signed cast: 2**63 came back as a negative number."""
     unlimited = units.to_magick(None, "count")
-    env = {**{name: value for name, value in os.environ.items() if not name.startswith("MAGICK_")},
-           **{f"MAGICK_{name}_LIMIT": unlimited for name in ("TIME", "FILE", "LIST_LENGTH")}}
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("MAGICK_")},
+        **{f"MAGICK_{name}_LIMIT": unlimited for name in ("TIME", "FILE", "LIST_LENGTH")},
+    }
     limits = magick.find().resources(env=env)
     assert (limits["time"], limits["file"], limits["list-length"]) == (None, None, None)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2gb", 2), ("256MiB", 256 * 2**20), ("unlimited", 0), ("50%", 50), ("1hour", 100),
-     ("-1", 2**64 - 1), ("-5GB", 2**64 - 5 * 10**9), ("-0.5", 0), ("1e400", 2**64 - 1)],
+    [
+        ("2gb", 2),
+        ("256MiB", 256 * 2**20),
+        ("unlimited", 0),
+        ("50%", 50),
+        ("1hour", 100),
+        ("-1", 2**64 - 1),
+        ("-5GB", 2**64 - 5 * 10**9),
+        ("-0.5", 0),
+        ("1e400", 2**64 - 1),
+    ],
 )
 def test_as_imagemagick_reads(text, expected):
     assert units.as_imagemagick_reads(text) == expected
@@ -147,9 +158,7 @@ print(json.dumps([library.MagickGetResourceLimit(i) for i in (1, 2, 11)]))  # ar
 """
 
 
-@pytest.mark.parametrize(
-    "value", [10**10, 8 * 2**30, 1_234_567, 987_654_321_000, 3 * 2**40 + 17, 16_000, None]
-)
+@pytest.mark.parametrize("value", [10**10, 8 * 2**30, 1_234_567, 987_654_321_000, 3 * 2**40 + 17, 16_000, None])
 def test_imagemagick_reads_to_magick_back_exactly(value, tmp_path):
     """Area (pixels), disk (bytes) and list-length (count) written by to_magick come back unchanged."""
     (tmp_path / "policy.xml").write_text(

@@ -10,26 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers import decode, psnr
 from matplotlib import animation
-from PIL import Image as PILImage
-from PIL import ImageSequence
 
 import magicktune.writers
 from magicktune.writers import MagickTuneWriter, parse_extra_args
 
 FRAMES = 12
-
-
-def decode(path):
-    image = PILImage.open(path)
-    frames = [np.asarray(frame.convert("RGBA")) for frame in ImageSequence.Iterator(image)]
-    durations = [frame.info["duration"] for frame in ImageSequence.Iterator(PILImage.open(path))]
-    return frames, durations, image.info
-
-
-def psnr(a, b):
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def rendered(fig, **savefig_kwargs):
@@ -77,8 +64,13 @@ def test_func_animation_matches_rendered_frames(tmp_path, blit):
     anim = animation.FuncAnimation(fig, update, frames=FRAMES, blit=blit)
     progress = []
     out = tmp_path / "out.gif"
-    anim.save(out, writer="magicktune", fps=30, metadata={"title": "ring"},
-              progress_callback=lambda i, n: progress.append((i, n)))
+    anim.save(
+        out,
+        writer="magicktune",
+        fps=30,
+        metadata={"title": "ring"},
+        progress_callback=lambda i, n: progress.append((i, n)),
+    )
     frames, durations, info = decode(out)
     assert len(frames) == FRAMES
     assert frames[0].shape == expected[0].shape
@@ -122,7 +114,10 @@ def test_facecolor_reaches_the_frames(tmp_path):
 
 def test_extra_args_select_options(tmp_path):
     assert parse_extra_args(["colors=32", "dither=riemersma", "optimize=false", "global-palette=yes"]) == {
-        "colors": 32, "dither": "riemersma", "optimize": False, "global_palette": True,
+        "colors": 32,
+        "dither": "riemersma",
+        "optimize": False,
+        "global_palette": True,
     }
     with pytest.raises(ValueError):
         parse_extra_args(["-layers", "Optimize"])
@@ -229,7 +224,6 @@ def test_explain_failure_names_the_limits_for_a_cache_failure():
     from magicktune.writers import explain_failure
 
     plan = profile.plan(profile.Job(432, 720, 3000))
-    message = explain_failure("convert: no images defined `x.gif' @ error/convert.c/ConvertImageCommand/3234.\n",
-                              plan)
+    message = explain_failure("convert: no images defined `x.gif' @ error/convert.c/ConvertImageCommand/3234.\n", plan)
     assert message.startswith("ImageMagick ran out of pixel cache")
     assert "pass frames=N" in message and "writer='magicktune'" in message and "no images defined" in message

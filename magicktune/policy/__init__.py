@@ -15,18 +15,42 @@ from ..errors import ConfigError, PolicyError, PolicySyntaxError
 from .audit import Finding, check
 from .build import generate, save
 from .effective import EffectivePolicy, ResourceSetting, show, system_policy
-from .presets import (Preset, available_presets, configured_preset, load_preset, override_dir, user_config_path,
-                      user_defaults)
+from .presets import (
+    Preset,
+    available_presets,
+    configured_preset,
+    load_preset,
+    override_dir,
+    user_config_path,
+    user_defaults,
+)
 from .rights import KNOWN_DOMAINS, SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS
 from .xml import read, render, write
 
 __all__ = [
-    "read", "render", "write",
-    "SECURITY_DOMAINS", "VALUE_DOMAINS", "KNOWN_DOMAINS", "TEMPORARY_PATH_RESOURCE",
-    "Preset", "available_presets", "load_preset", "override_dir", "user_config_path", "user_defaults",
+    "read",
+    "render",
+    "write",
+    "SECURITY_DOMAINS",
+    "VALUE_DOMAINS",
+    "KNOWN_DOMAINS",
+    "TEMPORARY_PATH_RESOURCE",
+    "Preset",
+    "available_presets",
+    "load_preset",
+    "override_dir",
+    "user_config_path",
+    "user_defaults",
     "configured_preset",
-    "EffectivePolicy", "ResourceSetting", "show", "system_policy",
-    "generate", "save",
-    "Finding", "check",
-    "PolicyError", "PolicySyntaxError", "ConfigError",
+    "EffectivePolicy",
+    "ResourceSetting",
+    "show",
+    "system_policy",
+    "generate",
+    "save",
+    "Finding",
+    "check",
+    "PolicyError",
+    "PolicySyntaxError",
+    "ConfigError",
 ]

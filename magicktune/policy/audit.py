@@ -16,8 +16,17 @@ from ..environment import CONFIGURE_PATH, prepend_configure_path, without_limit_
 from ..errors import PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 from .effective import system_policy
-from .rights import (KNOWN_DOMAINS, SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS, decision,
-                     expand_braces, from_listing, granted_rights, weakened)
+from .rights import (
+    KNOWN_DOMAINS,
+    SECURITY_DOMAINS,
+    TEMPORARY_PATH_RESOURCE,
+    VALUE_DOMAINS,
+    decision,
+    expand_braces,
+    from_listing,
+    granted_rights,
+    weakened,
+)
 from .xml import read
 
 
@@ -32,8 +41,13 @@ class Finding:
         return f"{self.level}: {self.message}"
 
 
-def check(path: str | os.PathLike, imagemagick: magick.ImageMagick | None = None, *,
-          standalone: bool = False, load: bool = True) -> list[Finding]:
+def check(
+    path: str | os.PathLike,
+    imagemagick: magick.ImageMagick | None = None,
+    *,
+    standalone: bool = False,
+    load: bool = True,
+) -> list[Finding]:
     """What a policy.xml means to ImageMagick: traps in its values, then what the real ImageMagick loads from it.
 
     `standalone` judges it as a replacement for the system policy (dropped system rules are errors);
@@ -46,8 +60,13 @@ def check(path: str | os.PathLike, imagemagick: magick.ImageMagick | None = None
         rules = _listed_by_imagemagick(Path(path), imagemagick) if load else []
         if not rules:
             return [Finding("error", f"{error}; ImageMagick did not load any entry from it either")]
-        findings.append(Finding("info", f"{error}; ImageMagick's own reader is lenient and loads it, so this check "
-                                        f"uses the {len(rules)} entries ImageMagick lists for it"))
+        findings.append(
+            Finding(
+                "info",
+                f"{error}; ImageMagick's own reader is lenient and loads it, so this check "
+                f"uses the {len(rules)} entries ImageMagick lists for it",
+            )
+        )
     except PolicyError as error:
         return [Finding("error", str(error))]
     findings += [finding for rule in rules for finding in _check_rule(rule)]
@@ -64,19 +83,34 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
     """Static traps in one entry: values ImageMagick reads differently from what a person means, missing parts."""
     where = f"{Path(rule.path).name}: {rule.domain}" + (f" {rule.name}" if rule.name else "")
     if rule.domain not in KNOWN_DOMAINS:
-        return [Finding("warning", f"{where}: unknown domain {rule.domain!r}; ImageMagick ignores it "
-                                   f"(domains: {', '.join(KNOWN_DOMAINS)})")]
+        return [
+            Finding(
+                "warning",
+                f"{where}: unknown domain {rule.domain!r}; ImageMagick ignores it "
+                f"(domains: {', '.join(KNOWN_DOMAINS)})",
+            )
+        ]
     if rule.domain in SECURITY_DOMAINS:
         missing = [key for key in ("rights", "pattern") if getattr(rule, key) is None]
         if missing or rule.pattern is None:
             return [Finding("error", f"{where}: no {' or '.join(missing)}, so this rule matches nothing")]
         if granted_rights(rule.rights) is None:
-            return [Finding("error", f"{where} {rule.pattern}: rights {rule.rights!r} is not none, read, write, "
-                                     f"execute, all or a | of them")]
+            return [
+                Finding(
+                    "error",
+                    f"{where} {rule.pattern}: rights {rule.rights!r} is not none, read, write, "
+                    f"execute, all or a | of them",
+                )
+            ]
         if rule.domain == "coder" and rule.pattern != rule.pattern.upper():
-            return [Finding("warning", f"{where} {rule.pattern}: ImageMagick matches patterns case-sensitively and "
-                                       f"names its coders in upper case, so this rule matches no coder: write "
-                                       f"{rule.pattern.upper()!r}")]
+            return [
+                Finding(
+                    "warning",
+                    f"{where} {rule.pattern}: ImageMagick matches patterns case-sensitively and "
+                    f"names its coders in upper case, so this rule matches no coder: write "
+                    f"{rule.pattern.upper()!r}",
+                )
+            ]
         return []
     if rule.name is None or rule.value is None:
         return [Finding("error", f"{where}: needs both name and value")]
@@ -88,28 +122,51 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
         return []
     kind = units.RESOURCE_KINDS.get(rule.name)
     if kind is None:
-        return [Finding("warning", f"{where}: unknown resource name; ImageMagick ignores it "
-                                   f"(names: {', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH_RESOURCE])})")]
+        return [
+            Finding(
+                "warning",
+                f"{where}: unknown resource name; ImageMagick ignores it "
+                f"(names: {', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH_RESOURCE])})",
+            )
+        ]
     reads = units.as_imagemagick_reads(rule.value)
     reads_text = units.human(None if reads >= units.UNLIMITED_AT else reads, kind)
     stripped = rule.value.strip()
     if stripped.startswith("-") and reads >= units.UNLIMITED_AT:
-        effect = ("a pause of about 2^64 milliseconds: every command stalls; write 0 for no pause"
-                  if rule.name == "throttle" else "no cap at all; write the limit you mean, or leave the resource out")
+        effect = (
+            "a pause of about 2^64 milliseconds: every command stalls; write 0 for no pause"
+            if rule.name == "throttle"
+            else "no cap at all; write the limit you mean, or leave the resource out"
+        )
         return [Finding("error", f"{where}: {rule.value!r} is negative, which ImageMagick wraps around to {effect}")]
     if stripped.endswith("%"):
-        return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not a share "
-                                 f"of anything; write an absolute size such as {units.to_magick(2**30, kind)}")]
+        return [
+            Finding(
+                "error",
+                f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not a share "
+                f"of anything; write an absolute size such as {units.to_magick(2**30, kind)}",
+            )
+        ]
     try:
         means = units.parse_limit(rule.name, rule.value)
     except ValueError as error:
         return [Finding("error", f"{where}: {error}; ImageMagick reads it as {reads_text}")]
     if means is None and reads < units.UNLIMITED_AT:
-        return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not unlimited; "
-                                 f"write {units.to_magick(None, kind)} (or leave the resource out)")]
+        return [
+            Finding(
+                "error",
+                f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not unlimited; "
+                f"write {units.to_magick(None, kind)} (or leave the resource out)",
+            )
+        ]
     if means is not None and not units.same_limit(reads, means, kind):
-        return [Finding("error", f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not "
-                                 f"{units.human(means, kind)}; write {units.to_magick(means, kind)}")]
+        return [
+            Finding(
+                "error",
+                f"{where}: {rule.value!r} is read by ImageMagick as {reads_text}, not "
+                f"{units.human(means, kind)}; write {units.to_magick(means, kind)}",
+            )
+        ]
     return []
 
 
@@ -176,41 +233,70 @@ def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, s
     for rule in rules:
         earlier = system_values.get((rule.domain, rule.name))
         if rule.domain in VALUE_DOMAINS and earlier is not None and earlier.value != rule.value:
-            findings.append(Finding("warning", f"{rule.domain} {rule.name}: this file's {rule.value!r} replaces "
-                                               f"{earlier.value!r} from {earlier.path} (the first file wins)"))
+            findings.append(
+                Finding(
+                    "warning",
+                    f"{rule.domain} {rule.name}: this file's {rule.value!r} replaces "
+                    f"{earlier.value!r} from {earlier.path} (the first file wins)",
+                )
+            )
     system_rights = [r for r in system if r.domain in SECURITY_DOMAINS and r.rights is not None]
     still = {(r.domain, granted_rights(r.rights), r.pattern) for r in loaded if r.path != str(copy)}
     for rule in system_rights:
         if (rule.domain, granted_rights(rule.rights), rule.pattern) not in still:
             findings.append(Finding("error", f"system rule {_describe(rule)} no longer loads with this file"))
     for rule, probe, extra in weakened(system_rights, [_relabelled(r, copy, path) for r in loaded]):
-        findings.append(Finding("error", f"loaded with this file, {rule.domain} {probe!r} gains "
-                                         f"{'|'.join(sorted(extra))}, which {_describe(rule)} denies"))
+        findings.append(
+            Finding(
+                "error",
+                f"loaded with this file, {rule.domain} {probe!r} gains "
+                f"{'|'.join(sorted(extra))}, which {_describe(rule)} denies",
+            )
+        )
     own = [r for r in rules if r.domain in SECURITY_DOMAINS and r.rights is not None]
     for rule in own:
         probe = expand_braces(rule.pattern or "")[0]
         final = decision(loaded, rule.domain, probe)
         if final != granted_rights(rule.rights):
-            findings.append(Finding("info", f"{_describe(rule)}: a later system rule decides {probe!r} instead "
-                                            f"(the last match wins), granting {'|'.join(sorted(final)) or 'none'}"))
-    dropped = [rule for rule in system_rights
-               if (rule.domain, granted_rights(rule.rights), rule.pattern)
-               not in {(r.domain, granted_rights(r.rights), r.pattern) for r in own}]
+            findings.append(
+                Finding(
+                    "info",
+                    f"{_describe(rule)}: a later system rule decides {probe!r} instead "
+                    f"(the last match wins), granting {'|'.join(sorted(final)) or 'none'}",
+                )
+            )
+    dropped = [
+        rule
+        for rule in system_rights
+        if (rule.domain, granted_rights(rule.rights), rule.pattern)
+        not in {(r.domain, granted_rights(r.rights), r.pattern) for r in own}
+    ]
     weakened_by_own = weakened(system_rights, own)
     if standalone:
         for rule, probe, extra in weakened_by_own:
-            findings.append(Finding("error", f"installed in place of the system policy, this file weakens "
-                                             f"{_describe(rule)}: {rule.domain} {probe!r} gains "
-                                             f"{'|'.join(sorted(extra))}"))
+            findings.append(
+                Finding(
+                    "error",
+                    f"installed in place of the system policy, this file weakens "
+                    f"{_describe(rule)}: {rule.domain} {probe!r} gains "
+                    f"{'|'.join(sorted(extra))}",
+                )
+            )
         weakened_rules = {id(rule) for rule, _, _ in weakened_by_own}
         for rule in dropped:
             if id(rule) not in weakened_rules:
-                findings.append(Finding("info", f"{_describe(rule)} is not restated, but this file's own rules "
-                                                f"deny as much"))
+                findings.append(
+                    Finding("info", f"{_describe(rule)} is not restated, but this file's own rules deny as much")
+                )
     elif dropped:
-        findings.append(Finding("info", f"as an override the system's {len(system_rights)} security rules stay in "
-                                        f"force; installed in place of the system policy this file would drop "
-                                        f"{len(dropped)} of them (use a standalone policy for that)"))
+        findings.append(
+            Finding(
+                "info",
+                f"as an override the system's {len(system_rights)} security rules stay in "
+                f"force; installed in place of the system policy this file would drop "
+                f"{len(dropped)} of them (use a standalone policy for that)",
+            )
+        )
     return findings
 
 

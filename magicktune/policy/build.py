@@ -14,9 +14,14 @@ from .rights import SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS, gr
 from .xml import render, write
 
 
-def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: bool = True,
-             system_rules: list[PolicyRule] | None = None,
-             imagemagick: magick.ImageMagick | None = None) -> str:
+def generate(
+    preset: Preset,
+    *,
+    standalone: bool = False,
+    keep_system_rules: bool = True,
+    system_rules: list[PolicyRule] | None = None,
+    imagemagick: magick.ImageMagick | None = None,
+) -> str:
     """policy.xml text for this preset: an override for MAGICK_CONFIGURE_PATH, or a standalone system policy.
 
     Override (default): the file goes first on MAGICK_CONFIGURE_PATH. ImageMagick takes each resource and
@@ -33,18 +38,26 @@ def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: boo
     """
     system = system_policy(imagemagick) if system_rules is None else system_rules
     named_values = {(rule.domain, rule.name) for rule in system if rule.domain in VALUE_DOMAINS}
-    preset_values = [rule for rule in preset.rules if rule.domain in VALUE_DOMAINS
-                     and (rule.domain, rule.name) not in named_values]
+    preset_values = [
+        rule for rule in preset.rules if rule.domain in VALUE_DOMAINS and (rule.domain, rule.name) not in named_values
+    ]
     preset_rights = [rule for rule in preset.rules if rule.domain in SECURITY_DOMAINS]
     asked = ", ".join(f"{name} {size}" for name, size in preset.sizes.items())
     origin = f"magicktune preset {preset.name!r} ({preset.source}; {asked or 'no resources'})"
     if not standalone:
-        added = (f"adds {len(preset_rights)} security rules, which the system's rules (loaded later, the last "
-                 f"match wins) overrule wherever they match" if preset_rights else "adds no security rule")
-        return render(preset.resources, temporary_path=preset.temporary_path,
-                      rules=[*preset_values, *preset_rights],
-                      comment=f"{origin}. Override for MAGICK_CONFIGURE_PATH: restates resources and {added}; "
-                              f"every rule of the system policy stays in force.")
+        added = (
+            f"adds {len(preset_rights)} security rules, which the system's rules (loaded later, the last "
+            f"match wins) overrule wherever they match"
+            if preset_rights
+            else "adds no security rule"
+        )
+        return render(
+            preset.resources,
+            temporary_path=preset.temporary_path,
+            rules=[*preset_values, *preset_rights],
+            comment=f"{origin}. Override for MAGICK_CONFIGURE_PATH: restates resources and {added}; "
+            f"every rule of the system policy stays in force.",
+        )
     resources = dict(preset.resources)
     temp = preset.temporary_path
     for rule in system:
@@ -59,15 +72,21 @@ def generate(preset: Preset, *, standalone: bool = False, keep_system_rules: boo
     system_rights = [rule for rule in system if rule.domain in SECURITY_DOMAINS and rule.rights is not None]
     if keep_system_rules:
         restated = {(rule.domain, granted_rights(rule.rights), rule.pattern) for rule in system_rights}
-        preset_rights = [rule for rule in preset_rights
-                         if (rule.domain, granted_rights(rule.rights), rule.pattern) not in restated]
+        preset_rights = [
+            rule for rule in preset_rights if (rule.domain, granted_rights(rule.rights), rule.pattern) not in restated
+        ]
     files = ", ".join(dict.fromkeys(rule.path for rule in system)) or "none"
-    kept = (f"then every security rule of the system policy ({files}), last, so each still has the last word"
-            if keep_system_rules else "WITHOUT the system policy's security rules")
-    return render(resources, temporary_path=temp,
-                  rules=[*reversed(system_values), *preset_values, *preset_rights,
-                         *(system_rights if keep_system_rules else [])],
-                  comment=f"{origin}. Standalone policy: its resources and rules, {kept}.")
+    kept = (
+        f"then every security rule of the system policy ({files}), last, so each still has the last word"
+        if keep_system_rules
+        else "WITHOUT the system policy's security rules"
+    )
+    return render(
+        resources,
+        temporary_path=temp,
+        rules=[*reversed(system_values), *preset_values, *preset_rights, *(system_rights if keep_system_rules else [])],
+        comment=f"{origin}. Standalone policy: its resources and rules, {kept}.",
+    )
 
 
 def save(path: str | os.PathLike, text: str, *, private: bool | None = None) -> Path:

@@ -41,16 +41,22 @@ class EffectivePolicy:
         return {
             "policy_files": self.files,
             "limits": {s.name: {"value": s.value, "set_by": s.source} for s in self.resources},
-            "temporary_path": None if self.temporary_path is None else
-            {"path": self.temporary_path[0], "set_by": self.temporary_path[1]},
-            "security_rules": [{"domain": r.domain, "rights": r.rights, "pattern": r.pattern, "file": r.path}
-                               for r in self.rules],
+            "temporary_path": None
+            if self.temporary_path is None
+            else {"path": self.temporary_path[0], "set_by": self.temporary_path[1]},
+            "security_rules": [
+                {"domain": r.domain, "rights": r.rights, "pattern": r.pattern, "file": r.path} for r in self.rules
+            ],
         }
 
     def text(self) -> str:
         """A plain report for the terminal."""
-        lines = ["Policy files, in search order:", *(f"  {name}" for name in self.files or ["(none)"]),
-                 "Resources:", *(f"  {setting}" for setting in self.resources)]
+        lines = [
+            "Policy files, in search order:",
+            *(f"  {name}" for name in self.files or ["(none)"]),
+            "Resources:",
+            *(f"  {setting}" for setting in self.resources),
+        ]
         if self.temporary_path:
             lines.append(f"  temporary-path: {self.temporary_path[0]} ({self.temporary_path[1]})")
         lines.append("Security rules (the last match wins):")
@@ -81,16 +87,23 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
         else:
             source = "ImageMagick's default"
         settings.append(ResourceSetting(name, value, source))
-    temp = next(((r.value, r.path) for r in rules
-                 if r.domain == "resource" and r.name == TEMPORARY_PATH_RESOURCE and r.value is not None), None)
+    temp = next(
+        (
+            (r.value, r.path)
+            for r in rules
+            if r.domain == "resource" and r.name == TEMPORARY_PATH_RESOURCE and r.value is not None
+        ),
+        None,
+    )
     if temp is None and environ.get(environment.TEMPORARY_PATH):
         temp = (environ[environment.TEMPORARY_PATH], f"${environment.TEMPORARY_PATH}")
     security = [rule for rule in rules if rule.domain in SECURITY_DOMAINS and rule.rights is not None]
     return EffectivePolicy(settings, temp, security, magick.policy_files(listed))
 
 
-def system_policy(imagemagick: magick.ImageMagick | None = None,
-                  env: Mapping[str, str] | None = None) -> list[PolicyRule]:
+def system_policy(
+    imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] | None = None
+) -> list[PolicyRule]:
     """Every rule ImageMagick loads in this environment, read from its files in search order."""
     im = imagemagick or magick.find()
     return _from_files(im.policy_rules(env=env), env)

@@ -23,7 +23,6 @@ from ..magick import PolicyRule
 from .rights import SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS, granted_rights
 from .xml import checked_value
 
-
 _PRESET_KEYS = {"description", "resources", "rules"}
 
 
@@ -56,22 +55,26 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
         name = str(name_or_path)
         resource = _preset_dir() / f"{name}.yaml"
         if name not in available_presets():
-            raise ConfigError(f"no preset named {name!r}: choose one of {', '.join(available_presets())} "
-                             f"or give the path of a YAML file")
+            raise ConfigError(
+                f"no preset named {name!r}: choose one of {', '.join(available_presets())} "
+                f"or give the path of a YAML file"
+            )
         text, source = resource.read_text(encoding="utf-8"), f"magicktune.policies/{name}.yaml"
     data = _yaml_mapping(text, source)
     unknown = set(data) - _PRESET_KEYS
     if unknown:
-        raise ConfigError(f"{source}: unknown key {sorted(unknown)[0]!r}: "
-                         f"a preset has {', '.join(sorted(_PRESET_KEYS))}")
+        raise ConfigError(
+            f"{source}: unknown key {sorted(unknown)[0]!r}: a preset has {', '.join(sorted(_PRESET_KEYS))}"
+        )
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{source}: description: must be text")
     sizes, temp = _resource_texts(data.get("resources") or {}, source, "resources")
     temp = str(temporary_path) if temporary_path is not None else temp
     rules = _preset_rules(data.get("rules") or [], source)
-    return Preset(name, description.strip(), _parsed(sizes, dict.fromkeys(sizes, source), temp), rules, temp, sizes,
-                  source)
+    return Preset(
+        name, description.strip(), _parsed(sizes, dict.fromkeys(sizes, source), temp), rules, temp, sizes, source
+    )
 
 
 def override_dir() -> Path:
@@ -116,9 +119,13 @@ def user_defaults(path: str | os.PathLike | None = None) -> dict:
     return defaults
 
 
-def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults: Mapping | None = None,
-                      resources: Mapping[str, str | int | None] | None = None,
-                      temporary_path: str | os.PathLike | None = None) -> Preset:
+def configured_preset(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    defaults: Mapping | None = None,
+    resources: Mapping[str, str | int | None] | None = None,
+    temporary_path: str | os.PathLike | None = None,
+) -> Preset:
     """The preset to use: named here, else the user's default, else 'animation'; then the user's and these overrides.
 
     Later wins: the preset's own values, the user's config, then `resources`/`temporary_path` given here.
@@ -136,9 +143,11 @@ def configured_preset(name_or_path: str | os.PathLike | None = None, *, defaults
         raise ConfigError(f"{user_config_path()}: preset: {error}") from None
     overrides = {name: value for name, value in (resources or {}).items() if value is not None}
     sizes = {**preset.sizes, **(defaults.get("resources") or {}), **overrides}
-    sources = {**dict.fromkeys(preset.sizes, preset.source),
-               **dict.fromkeys(defaults.get("resources") or {}, str(user_config_path())),
-               **dict.fromkeys(overrides, "resource overrides")}
+    sources = {
+        **dict.fromkeys(preset.sizes, preset.source),
+        **dict.fromkeys(defaults.get("resources") or {}, str(user_config_path())),
+        **dict.fromkeys(overrides, "resource overrides"),
+    }
     extra, extra_temp = _resource_texts(sizes, "resource overrides", "resources")
     preset.temporary_path = str(temp) if temp is not None else (extra_temp or preset.temporary_path)
     preset.sizes = extra
@@ -174,8 +183,10 @@ def _resource_texts(section, source: str, key: str) -> tuple[dict[str, str], str
             temp = os.path.expanduser(value)
             continue
         if name not in units.RESOURCE_KINDS:
-            raise ConfigError(f"{source}: {key}.{name}: unknown resource; use one of "
-                             f"{', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH_RESOURCE])}")
+            raise ConfigError(
+                f"{source}: {key}.{name}: unknown resource; use one of "
+                f"{', '.join([*units.RESOURCE_KINDS, TEMPORARY_PATH_RESOURCE])}"
+            )
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ConfigError(f"{source}: {key}.{name}: {value!r} is not a size")
         sizes[name] = str(value)
@@ -189,8 +200,7 @@ def _parse_one(name: str, size: str, source: str, whole: int | None) -> int | No
         raise ConfigError(f"{source}: resources.{name}: {error}") from None
 
 
-def _parsed(sizes: Mapping[str, str], sources: Mapping[str, str],
-            temporary_path: str | None) -> dict[str, int | None]:
+def _parsed(sizes: Mapping[str, str], sources: Mapping[str, str], temporary_path: str | None) -> dict[str, int | None]:
     """Each size read for its resource; an error names the file (or other source) the size came from."""
     ram = psutil.virtual_memory().total
     wholes = {"memory": ram, "map": ram}
@@ -216,16 +226,19 @@ def _preset_rules(entries, source: str) -> list[PolicyRule]:
             if "rights" not in fields or "pattern" not in fields:
                 raise ConfigError(f"{where}: a {domain} rule needs rights and pattern")
             if granted_rights(fields["rights"]) is None:
-                raise ConfigError(f"{where}.rights: {fields['rights']!r} is not none, read, write, execute, "
-                                 f"all or a | of them")
+                raise ConfigError(
+                    f"{where}.rights: {fields['rights']!r} is not none, read, write, execute, all or a | of them"
+                )
             rules.append(PolicyRule(source, domain, rights=fields["rights"], pattern=fields["pattern"]))
         elif domain in VALUE_DOMAINS:
             if "name" not in fields or "value" not in fields:
                 raise ConfigError(f"{where}: a {domain} rule needs name and value")
             rules.append(PolicyRule(source, domain, name=fields["name"].lower(), value=fields["value"]))
         else:
-            raise ConfigError(f"{where}.domain: {domain or None!r} is not one of "
-                             f"{', '.join((*SECURITY_DOMAINS, *VALUE_DOMAINS))} (put limits under resources:)")
+            raise ConfigError(
+                f"{where}.domain: {domain or None!r} is not one of "
+                f"{', '.join((*SECURITY_DOMAINS, *VALUE_DOMAINS))} (put limits under resources:)"
+            )
     for rule in rules:
         for value in (rule.name, rule.value, rule.rights, rule.pattern):
             if value is not None:

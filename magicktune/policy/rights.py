@@ -10,14 +10,18 @@ import re
 
 from ..magick import PolicyRule
 
-
 SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
 VALUE_DOMAINS = ("cache", "system")
 KNOWN_DOMAINS = ("resource", *VALUE_DOMAINS, *SECURITY_DOMAINS)
 #: The policy resource that names the pixel cache's spill directory (a setting, not a limit).
 TEMPORARY_PATH_RESOURCE = "temporary-path"
-_RIGHTS = {"none": frozenset(), "read": frozenset({"read"}), "write": frozenset({"write"}),
-           "execute": frozenset({"execute"}), "all": frozenset({"read", "write", "execute"})}
+_RIGHTS = {
+    "none": frozenset(),
+    "read": frozenset({"read"}),
+    "write": frozenset({"write"}),
+    "execute": frozenset({"execute"}),
+    "all": frozenset({"read", "write", "execute"}),
+}
 _ALL_RIGHTS = _RIGHTS["all"]
 
 
@@ -38,8 +42,11 @@ def expand_braces(pattern: str) -> list[str]:
     match = re.search(r"\{([^{}]*)\}", pattern)
     if not match:
         return [pattern]
-    return [expanded for choice in match.group(1).split(",")
-            for expanded in expand_braces(pattern[:match.start()] + choice + pattern[match.end():])]
+    return [
+        expanded
+        for choice in match.group(1).split(",")
+        for expanded in expand_braces(pattern[: match.start()] + choice + pattern[match.end() :])
+    ]
 
 
 def decision(rules: list[PolicyRule], domain: str, name: str) -> frozenset[str]:
@@ -49,8 +56,12 @@ def decision(rules: list[PolicyRule], domain: str, name: str) -> frozenset[str]:
     """
     granted = _ALL_RIGHTS
     for rule in rules:
-        if rule.domain == domain and rule.pattern is not None and rule.rights is not None and any(
-                fnmatch.fnmatchcase(name, alternative) for alternative in expand_braces(rule.pattern)):
+        if (
+            rule.domain == domain
+            and rule.pattern is not None
+            and rule.rights is not None
+            and any(fnmatch.fnmatchcase(name, alternative) for alternative in expand_braces(rule.pattern))
+        ):
             granted = granted_rights(rule.rights) or frozenset()
     return granted
 

@@ -6,18 +6,17 @@ ImageMagick's policy reader knows no XML escapes, so every value written here is
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeElementTree
 
 from .. import units
+from ..atomic import AtomicOutput
 from ..errors import PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 
-
-_FORBIDDEN_IN_VALUES = set('"<>&\'')
+_FORBIDDEN_IN_VALUES = set("\"<>&'")
 
 
 def read(path: str | os.PathLike) -> list[PolicyRule]:
@@ -48,8 +47,13 @@ def read(path: str | os.PathLike) -> list[PolicyRule]:
     ]
 
 
-def render(resources: Mapping[str, units.Limit | None], *, temporary_path: str | None = None,
-           rules: Iterable[PolicyRule] = (), comment: str | None = None) -> str:
+def render(
+    resources: Mapping[str, units.Limit | None],
+    *,
+    temporary_path: str | None = None,
+    rules: Iterable[PolicyRule] = (),
+    comment: str | None = None,
+) -> str:
     """A policy.xml restating these resource limits (and optional extra rules), in ImageMagick's own syntax."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     if comment:
@@ -61,12 +65,21 @@ def render(resources: Mapping[str, units.Limit | None], *, temporary_path: str |
             raise PolicyError(f"unknown resource {name!r}: use one of {', '.join(units.RESOURCE_KINDS)}")
         lines.append(f'  <policy domain="resource" name="{name}" value="{units.to_magick(value, kind)}"/>')
     if temporary_path is not None:
-        lines.append(f'  <policy domain="resource" name="temporary-path" '
-                     f'value="{checked_value(str(temporary_path), "temporary path")}"/>')
+        lines.append(
+            f'  <policy domain="resource" name="temporary-path" '
+            f'value="{checked_value(str(temporary_path), "temporary path")}"/>'
+        )
     for rule in rules:
-        attributes = {"domain": rule.domain, "name": rule.name, "value": rule.value,
-                      "rights": rule.rights, "pattern": rule.pattern}
-        text = " ".join(f'{key}="{checked_value(value, key)}"' for key, value in attributes.items() if value is not None)
+        attributes = {
+            "domain": rule.domain,
+            "name": rule.name,
+            "value": rule.value,
+            "rights": rule.rights,
+            "pattern": rule.pattern,
+        }
+        text = " ".join(
+            f'{key}="{checked_value(value, key)}"' for key, value in attributes.items() if value is not None
+        )
         lines.append(f"  <policy {text}/>")
     lines.append("</policymap>")
     return "\n".join(lines) + "\n"
@@ -76,24 +89,19 @@ def checked_value(value: str, what: str) -> str:
     """ImageMagick's policy reader knows no XML escapes, so a value must not need any."""
     bad = _FORBIDDEN_IN_VALUES & set(value)
     if bad and what != "comment":
-        raise PolicyError(f"the {what} {value!r} contains {''.join(sorted(bad))}, which ImageMagick's policy "
-                          f"reader cannot take: choose a value without quotes, <, > or &")
+        raise PolicyError(
+            f"the {what} {value!r} contains {''.join(sorted(bad))}, which ImageMagick's policy "
+            f"reader cannot take: choose a value without quotes, <, > or &"
+        )
     return value.replace("<", "(").replace(">", ")") if what == "comment" else value
 
 
 def write(path: str | os.PathLike, text: str, *, private: bool = False) -> Path:
-    """Write a policy file atomically (temp file beside it, then rename); private makes it owner-only."""
+    """Write a policy file whole or not at all (atomic.AtomicOutput); private makes it owner-only."""
     target = Path(path)
     if target.is_dir():
         target = target / "policy.xml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".policy-", suffix=".xml.tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp_name, 0o600 if private else 0o644)
-        os.replace(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with AtomicOutput(target, mode=0o600 if private else 0o644) as output:
+        output.open().write(text.encode("utf-8"))
     return target

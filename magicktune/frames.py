@@ -1,0 +1,59 @@
+"""Per-frame pixel work before the palette: checking a frame in, binarizing alpha, and finding what changed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidValue
+from .palette import colours
+
+# Unchanged pixels inside a crop become transparent only when they carry this share of its colour edges:
+# measured 0.80-0.98 on line plots (transparency 3-17x smaller), 0.00-0.01 on scatter and imshow (5-15% larger).
+STATIC_DETAIL_FOR_TRANSPARENCY = 0.3
+
+
+def as_rgba(frame: bytes | bytearray | memoryview | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """RGBA bytes or an (h, w, 4) / (h, w, 3) uint8 array of `size` (width, height) as an (h, w, 4) array of our own."""
+    width, height = size
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        nbytes = memoryview(frame).nbytes
+        if nbytes != width * height * 4:
+            raise InvalidValue(f"frame has {nbytes} bytes, expected {width * height * 4} for {width}x{height} RGBA")
+        src = np.frombuffer(frame, np.uint8).reshape(height, width, 4)
+        return src if isinstance(frame, bytes) else src.copy()
+    array = np.asarray(frame)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[:2] != (height, width) or array.shape[2] not in (3, 4):
+        raise InvalidValue(
+            f"frame must be uint8 of shape ({height}, {width}, 4) or ({height}, {width}, 3), "
+            f"got {array.dtype} {array.shape}"
+        )
+    if array.shape[2] == 3:
+        rgba = np.empty((height, width, 4), np.uint8)
+        rgba[..., :3] = array
+        rgba[..., 3] = 255
+        return rgba
+    return np.array(array, copy=True, order="C")
+
+
+def binarize_alpha(src: np.ndarray) -> np.ndarray:
+    """A copy with alpha below 128 as transparent black and the rest opaque: what a GIF can show."""
+    out = src.copy()
+    clear = src[..., 3] < 128
+    out[clear] = 0
+    out[~clear, 3] = 255
+    return out
+
+
+def static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
+    """Share of the crop's colour edges that lie between unchanged pixels: what diff transparency would save."""
+    colour = colours(crop)
+    edges = colour[:, 1:] != colour[:, :-1]
+    static = edges & ~changed[:, 1:] & ~changed[:, :-1]
+    return float(static.sum()) / max(1, int(edges.sum()))
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the True pixels of a mask that has some."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1] + 1), int(rows[-1] + 1)

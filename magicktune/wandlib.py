@@ -1,0 +1,257 @@
+"""The ctypes layer: our own handles on the ImageMagick libraries Wand loaded, the C prototypes we call on them, and
+a bare MagickWand. Wand's shared `wand.api.library` keeps Wand's prototypes; nothing here changes them."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_void_p
+
+import numpy as np
+import wand.api
+from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
+from wand.version import MAGICK_VERSION_NUMBER
+
+from .errors import EncodeError
+
+#: ImageMagick's MagickBooleanType, an int-sized C enum (Wand declares it c_bool).
+MagickBooleanType = c_int
+#: ColorspaceType, DitherMethod, StorageType and ExceptionType are C enums too.
+Enum = c_int
+
+
+# --- finding the libraries Wand loaded ---------------------------------------------------------------
+
+
+class _DlInfo(ctypes.Structure):
+    """POSIX dladdr's Dl_info (dlfcn.h)."""
+
+    _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p), ("dli_sname", c_char_p), ("dli_saddr", c_void_p)]
+
+
+def _address(lib: ctypes.CDLL, symbol: str) -> int | None:
+    """Where `symbol` is in memory as `lib` resolves it: the same address means the same loaded library."""
+    return ctypes.cast(getattr(lib, symbol), c_void_p).value
+
+
+def _file_holding(address: int | None) -> str | None:
+    """The file of the loaded shared library that holds `address`, by dladdr; None where there is no dladdr."""
+    try:
+        dladdr = ctypes.CDLL(None).dladdr
+    except (AttributeError, OSError, TypeError):  # Windows has no dladdr (and no CDLL(None))
+        return None
+    dladdr.argtypes = [c_void_p, POINTER(_DlInfo)]
+    dladdr.restype = c_int
+    info = _DlInfo()
+    if not address or not dladdr(address, ctypes.byref(info)) or not info.dli_fname:
+        return None
+    return os.fsdecode(info.dli_fname)
+
+
+def _library_files() -> tuple[str, str]:
+    """The libMagickWand and libMagickCore files Wand loaded (they may be one file).
+
+    dladdr names the file that holds a symbol Wand resolved, in microseconds. Without it, walk
+    `wand.api.library_paths()` in `wand.api.load_library()`'s order and take the first pair that loads, as Wand
+    did (0.3-0.8 s measured here: each candidate costs a `ctypes.util.find_library`).
+    """
+    found = (
+        _file_holding(_address(wand.api.library, "MagickWandGenesis")),
+        _file_holding(_address(wand.api.libmagick, "GetMagickVersion")),
+    )
+    if found[0] and found[1]:
+        return found  # type: ignore[return-value]
+    for wand_path, core_path in wand.api.library_paths():
+        if wand_path is None or core_path is None:
+            continue
+        try:
+            ctypes.CDLL(str(wand_path))
+            ctypes.CDLL(str(core_path))
+        except OSError:
+            continue
+        return str(wand_path), str(core_path)
+    raise ImportError("cannot find the ImageMagick libraries Wand loaded")
+
+
+_WAND_FILE, _CORE_FILE = _library_files()
+#: libMagickWand, for the calls that do a frame's work: through a CDLL they release the GIL.
+magickwand = ctypes.CDLL(_WAND_FILE)
+#: The same libMagickWand, for calls that take microseconds: through a PyDLL they keep the GIL (see MagickWand).
+quick = ctypes.PyDLL(_WAND_FILE)
+#: libMagickCore (the same file as libMagickWand where ImageMagick ships one library), for IM6's QuantizeImage.
+magickcore = ctypes.CDLL(_CORE_FILE)
+
+# dlopen of a loaded library's file returns that library, so ImageMagick's global state (MagickWandGenesis, the
+# resource limits Wand sets) is shared; check it is so, by where each handle finds a function Wand resolved.
+for _ours, _theirs, _symbol, _file in (
+    (magickwand, wand.api.library, "MagickWandGenesis", _WAND_FILE),
+    (quick, wand.api.library, "MagickWandGenesis", _WAND_FILE),
+    (magickcore, wand.api.libmagick, "GetMagickVersion", _CORE_FILE),
+):
+    if _address(_ours, _symbol) != _address(_theirs, _symbol):
+        raise ImportError(f"{_file} is not the ImageMagick library Wand loaded: its {_symbol} is elsewhere")
+del _ours, _theirs, _symbol, _file
+
+
+# --- prototypes: libMagickWand, releasing the GIL ----------------------------------------------------
+
+magickwand.GetImageFromMagickWand.argtypes = [c_void_p]
+magickwand.GetImageFromMagickWand.restype = c_void_p
+magickwand.MagickConstituteImage.argtypes = [c_void_p, c_size_t, c_size_t, c_char_p, Enum, c_void_p]
+magickwand.MagickConstituteImage.restype = MagickBooleanType
+# IM6 takes a MagickBooleanType for dither, IM7 a DitherMethod: an int either way.
+magickwand.MagickQuantizeImage.argtypes = [c_void_p, c_size_t, Enum, c_size_t, c_int, MagickBooleanType]
+magickwand.MagickQuantizeImage.restype = MagickBooleanType
+magickwand.MagickRemapImage.argtypes = [c_void_p, c_void_p, Enum]
+magickwand.MagickRemapImage.restype = MagickBooleanType
+magickwand.MagickExportImagePixels.argtypes = [
+    c_void_p,
+    c_ssize_t,
+    c_ssize_t,
+    c_size_t,
+    c_size_t,
+    c_char_p,
+    Enum,
+    c_void_p,
+]
+magickwand.MagickExportImagePixels.restype = MagickBooleanType
+magickwand.MagickReadImageBlob.argtypes = [c_void_p, c_void_p, c_size_t]
+magickwand.MagickReadImageBlob.restype = MagickBooleanType
+magickwand.MagickGetImageBlob.argtypes = [c_void_p, POINTER(c_size_t)]
+magickwand.MagickGetImageBlob.restype = POINTER(c_ubyte)
+
+# --- prototypes: libMagickWand, keeping the GIL ------------------------------------------------------
+
+quick.NewMagickWand.argtypes = []
+quick.NewMagickWand.restype = c_void_p
+quick.DestroyMagickWand.argtypes = [c_void_p]
+quick.DestroyMagickWand.restype = c_void_p
+quick.MagickSetFormat.argtypes = quick.MagickSetImageFormat.argtypes = [c_void_p, c_char_p]
+quick.MagickSetFormat.restype = quick.MagickSetImageFormat.restype = MagickBooleanType
+quick.MagickRelinquishMemory.argtypes = [c_void_p]
+quick.MagickRelinquishMemory.restype = c_void_p
+quick.MagickGetException.argtypes = [c_void_p, POINTER(c_int)]
+quick.MagickGetException.restype = c_void_p
+
+
+# --- libMagickCore: IM6's QuantizeImage --------------------------------------------------------------
+
+
+class _QuantizeInfo6(ctypes.Structure):
+    """IM6's QuantizeInfo (magick/quantize.h)."""
+
+    _fields_ = [
+        ("number_colors", ctypes.c_size_t),
+        ("tree_depth", ctypes.c_size_t),
+        ("dither", ctypes.c_int),
+        ("colorspace", ctypes.c_int),
+        ("measure_error", ctypes.c_int),
+        ("signature", ctypes.c_size_t),
+        ("dither_method", ctypes.c_int),
+    ]
+
+
+if MAGICK_VERSION_NUMBER < 0x700:
+    magickcore.AcquireQuantizeInfo.restype = ctypes.POINTER(_QuantizeInfo6)
+    magickcore.AcquireQuantizeInfo.argtypes = [ctypes.c_void_p]
+    magickcore.QuantizeImage.argtypes = [ctypes.POINTER(_QuantizeInfo6), ctypes.c_void_p]
+    magickcore.QuantizeImage.restype = MagickBooleanType
+    magickcore.DestroyQuantizeInfo.argtypes = [ctypes.POINTER(_QuantizeInfo6)]
+    magickcore.DestroyQuantizeInfo.restype = c_void_p
+
+
+def quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
+    """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
+    info = magickcore.AcquireQuantizeInfo(None)
+    try:
+        info.contents.number_colors = colors
+        info.contents.tree_depth = treedepth
+        info.contents.dither = 1
+        info.contents.dither_method = dither_method
+        if not magickcore.QuantizeImage(info, magickwand.GetImageFromMagickWand(image.wand)):
+            image.raise_exception()
+            raise EncodeError("ImageMagick QuantizeImage failed")
+    finally:
+        magickcore.DestroyQuantizeInfo(info)
+
+
+# --- a bare MagickWand --------------------------------------------------------------------------------
+
+_NO_DITHER_METHOD = DITHER_METHODS.index("no")  # Wand's name for NoDitherMethod
+_NO_DITHER = 0 if MAGICK_VERSION_NUMBER < 0x700 else _NO_DITHER_METHOD  # MagickQuantizeImage takes a boolean in IM6
+
+
+class MagickWand:
+    """A bare MagickWand for the per-frame path, one library call per step.
+
+    Each library call lets a thread that is busy in Python (matplotlib drawing the next frame) take the GIL,
+    which the worker then waits up to the switch interval to get back. Wand's Image makes some 30 calls a
+    frame; here only the 5 that do the work release the GIL.
+    """
+
+    def __init__(self) -> None:
+        self.handle = quick.NewMagickWand()
+
+    def __enter__(self) -> MagickWand:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        quick.DestroyMagickWand(self.handle)
+
+    def _check(self, ok: bool, doing: str) -> None:
+        if not ok:
+            severity = ctypes.c_int()
+            text = quick.MagickGetException(self.handle, ctypes.byref(severity))
+            message = ctypes.string_at(text).decode("utf-8", "replace") if text else "no reason given"
+            quick.MagickRelinquishMemory(text)
+            raise EncodeError(f"ImageMagick failed to {doing}: {message}")
+
+    def constitute(self, pixels: np.ndarray, channel_map: str) -> None:
+        """Read an (h, w, 4) C-contiguous uint8 array, its bytes named by `channel_map` ('RGBA', or 'RGBP' to
+        skip alpha)."""
+        height, width = pixels.shape[:2]
+        self._check(
+            magickwand.MagickConstituteImage(
+                self.handle, width, height, channel_map.encode("ascii"), STORAGE_TYPES.index("char"), pixels.ctypes.data
+            ),
+            "import the frame",
+        )
+
+    def quantize(self, colors: int, treedepth: int) -> None:
+        self._check(
+            magickwand.MagickQuantizeImage(
+                self.handle, colors, COLORSPACE_TYPES.index("srgb"), treedepth, _NO_DITHER, False
+            ),
+            "quantize",
+        )
+
+    def remap(self, palette: MagickWand) -> None:
+        self._check(magickwand.MagickRemapImage(self.handle, palette.handle, _NO_DITHER_METHOD), "remap")
+
+    def export_rgba(self, height: int, width: int) -> np.ndarray:
+        out = np.empty((height, width, 4), np.uint8)
+        self._check(
+            magickwand.MagickExportImagePixels(
+                self.handle, 0, 0, width, height, b"RGBA", STORAGE_TYPES.index("char"), out.ctypes.data
+            ),
+            "export pixels",
+        )
+        return out
+
+    def read(self, blob: bytes, format: str) -> None:
+        quick.MagickSetFormat(self.handle, format.encode("ascii"))
+        self._check(magickwand.MagickReadImageBlob(self.handle, blob, len(blob)), f"read {format}")
+
+    def blob(self, format: str) -> bytes:
+        name = format.encode("ascii")
+        self._check(
+            quick.MagickSetFormat(self.handle, name) and quick.MagickSetImageFormat(self.handle, name),
+            f"select {format}",
+        )
+        length = ctypes.c_size_t()
+        data = magickwand.MagickGetImageBlob(self.handle, ctypes.byref(length))
+        self._check(bool(data), f"write {format}")
+        try:
+            return ctypes.string_at(data, length.value)
+        finally:
+            quick.MagickRelinquishMemory(ctypes.cast(data, ctypes.c_void_p))
