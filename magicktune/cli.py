@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -439,13 +440,19 @@ def shell_exports(plan: profile.Plan, im: magick.ImageMagick, output: str | None
     """`export` lines that put the plan in force for every ImageMagick the shell starts."""
     requested = {name: units.reading(value) for name, value in plan.limits.items()}
     route = Route.of(requested, plan.temporary_path, im.policy_rules())
-    lines = [f"# magicktune: {_job_words(plan.job)}; {'; '.join(plan.warnings[:1])}"]
+    lines = [_shell_comment(f"magicktune: {_job_words(plan.job)}; {'; '.join(plan.warnings[:1])}")]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in route.variables.items()]
     if route.needs_policy:
         text = route.policy_text()
         written = policy.write(_policy_file(output or _default_policy_dir(text)), text, private=output is None)
         lines.append(_configure_path_export(written.parent))
     return "\n".join(lines)
+
+
+def _shell_comment(text: str) -> str:
+    """`text` as one shell comment line: a control character (a newline would end the comment and run the rest)
+    is written as its escape instead."""
+    return "# " + "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def run_encode(args: argparse.Namespace) -> int:

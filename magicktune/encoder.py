@@ -17,6 +17,7 @@ import numpy as np
 import wand.resource
 from wand.image import Image
 
+from . import options
 from .atomic import AtomicOutput
 from .errors import EncodeError, InvalidValue
 from .frames import STATIC_DETAIL_FOR_TRANSPARENCY, as_rgba, bbox, binarize_alpha, static_detail
@@ -24,8 +25,6 @@ from .gif import (
     DISPOSE_BACKGROUND,
     DISPOSE_NONE,
     MAX_DELAY_CS,
-    MAX_LOOP,
-    MAX_SIDE,
     MIN_DELAY_CS,
     GifFrame,
     GifWriter,
@@ -33,7 +32,8 @@ from .gif import (
     split_gif,
 )
 from .lzw import lzw
-from .palette import DEFAULT_TREEDEPTH, DITHERS, OPAQUE, colours, dither_image, map_colours
+from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, map_colours
+from .wandlib import check_frame_fits
 
 __all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats"]
 
@@ -189,32 +189,33 @@ class GifEncoder:
         progress: Progress | None = None,
         total_frames: int | None = None,
     ) -> None:
-        width, height = (int(v) for v in size)
+        width, height = options.frame_size(size)
         self._delays = delay_schedule(fps)
-        if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-            raise InvalidValue(f"a GIF is 1 to {MAX_SIDE} pixels on each side, got {width}x{height}")
-        if not 2 <= colors <= 256:
-            raise InvalidValue(f"colors must be 2..256, got {colors}")
-        if dither not in DITHERS:
-            raise InvalidValue(f"dither must be one of {DITHERS}, got {dither!r}")
-        if loop is not None and not (isinstance(loop, int) and 0 <= loop <= MAX_LOOP):
-            raise InvalidValue(
-                f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None "
-                f"(play once), got {loop!r}"
-            )
-        if workers is not None and workers < 1:
-            raise InvalidValue(f"workers must be at least 1, got {workers}")
+        chosen = options.read(
+            {
+                "colors": colors,
+                "dither": dither,
+                "optimize": optimize,
+                "global_palette": global_palette,
+                "loop": loop,
+                "workers": workers,
+                "magick_threads": magick_threads,
+                "treedepth": treedepth,
+            },
+            options.ENCODER_OPTIONS,
+        )
+        check_frame_fits(width, height)
         self.size = (width, height)
-        self.colors = colors
-        self.dither = dither
-        self.optimize = optimize
-        self.treedepth = treedepth
-        self.global_palette = global_palette
-        self.loop = loop
+        self.colors: int = chosen["colors"]
+        self.dither: str = chosen["dither"]
+        self.optimize: bool = chosen["optimize"]
+        self.treedepth: int = chosen["treedepth"]
+        self.global_palette: bool = chosen["global_palette"]
+        self.loop: int | None = chosen["loop"]
         self.comment = comment
         self.progress = progress
         self.total_frames = total_frames
-        self.workers = workers or cores()
+        self.workers: int = chosen["workers"] or cores()
         self.stats: EncodeStats | None = None
         self._started = time.perf_counter()
         self._frames_in = 0
@@ -227,7 +228,7 @@ class GifEncoder:
         self._closed = False
         self._output: AtomicOutput | None = None
         output = None if hasattr(path, "write") else AtomicOutput(path)
-        _process_settings.hold(magick_threads or max(1, cores() // self.workers))
+        _process_settings.hold(chosen["magick_threads"] or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
         if output is None:
             self._fp: BinaryIO = path  # type: ignore[assignment]

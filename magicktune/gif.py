@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import BinaryIO
 
+from . import options
 from .errors import InvalidValue
+from .options import MAX_DELAY_CS, MAX_SIDE
 
 MIN_DELAY_CS = 2
-MAX_DELAY_CS = 0xFFFF
-MAX_LOOP = 0xFFFF
-MAX_SIDE = 0xFFFF
 DISPOSE_NONE = 1
 DISPOSE_BACKGROUND = 2
 
@@ -37,15 +36,7 @@ def delay_schedule(fps: float) -> Iterator[int]:
     Above 50 fps some shares are 0 or 1 cs, less than players show (they play 0-1 cs as 10): the
     encoder drops those frames into the one before, which keeps the play time.
     """
-    try:
-        rate = float(fps)
-    except (TypeError, ValueError):
-        raise InvalidValue(f"fps must be a number, got {fps!r}") from None
-    if not (math.isfinite(rate) and rate >= 100 / MAX_DELAY_CS):
-        raise InvalidValue(
-            f"fps must be at least {100 / MAX_DELAY_CS:.5f} (a GIF frame shows at most "
-            f"{MAX_DELAY_CS / 100} s) and finite, got {fps!r}"
-        )
+    rate = options.fps(fps)
     return _delays(Fraction(100) / Fraction(rate).limit_denominator(10**6))
 
 

@@ -213,13 +213,18 @@ def _find_on_path(search_path: str) -> ImageMagick:
 
 
 def _probe(binary: str) -> ImageMagick | None:
-    """Run `binary -version`; an ImageMagick when it says it is one, else None."""
+    """Run `binary -version`; an ImageMagick when it says it is one, else None.
+
+    The output is read as bytes and decoded leniently: a stand-in that prints bytes that are not UTF-8 is not
+    ImageMagick, and must not stop the search before the real one.
+    """
     try:
-        result = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([binary, "-version"], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
+    stdout = result.stdout.decode("utf-8", "replace")
     try:
-        facts = parse_version(result.stdout)
+        facts = parse_version(stdout)
     except ValueError:
         return None
     identify: tuple[str, ...]
@@ -228,7 +233,7 @@ def _probe(binary: str) -> ImageMagick | None:
     else:
         identify = (_sibling(binary, "identify"),)
     convert = (binary,)
-    return ImageMagick(convert=convert, identify=identify, version_text=result.stdout, **facts)
+    return ImageMagick(convert=convert, identify=identify, version_text=stdout, **facts)
 
 
 def _sibling(binary: str, tool: str) -> str:

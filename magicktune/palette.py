@@ -11,8 +11,7 @@ from wand.version import MAGICK_VERSION_NUMBER
 
 from .wandlib import MagickWand, quantize_im6
 
-DITHERS = ("none", "floyd-steinberg", "riemersma")
-#: Each of DITHERS as Wand names ImageMagick's DitherMethod.
+#: Each of options.DITHERS as Wand names ImageMagick's DitherMethod.
 WAND_DITHERS = {"none": "no", "floyd-steinberg": "floyd_steinberg", "riemersma": "riemersma"}
 # IM's automatic depth for 256 RGB colours is 6; 5 matched `convert -layers OptimizePlus` in size at higher PSNR.
 DEFAULT_TREEDEPTH = 5

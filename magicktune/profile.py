@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -17,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from . import environment, magick, units
+from . import environment, magick, options, units
 from .errors import InvalidValue
 
 #: Headroom over the computed pixel cache: ImageMagick keeps a few other buffers per image.
@@ -39,20 +38,25 @@ class Job:
     fps: float | None = None
 
     def __post_init__(self) -> None:
-        if self.width < 1 or self.height < 1:
-            raise InvalidValue(f"frame size {self.width}x{self.height} must be at least 1x1")
-        if self.frames is not None and self.frames < 1:
-            raise InvalidValue(f"frames must be at least 1, got {self.frames}")
-        if self.channels not in (1, 2, 3, 4):
-            raise InvalidValue(f"channels must be 1 to 4, got {self.channels}")
-        if self.fps is not None and not (0 < self.fps <= 100):
-            raise InvalidValue(f"fps must be above 0 and at most 100 (GIF delays are in 1/100 s), got {self.fps}")
+        """Read every field as the encoder would (magicktune.options), so a job planned here can be encoded."""
+        width, height = options.frame_size((self.width, self.height), "frame size")
+        read = {
+            "width": width,
+            "height": height,
+            "frames": None if self.frames is None else options.whole(self.frames, "frames", 1),
+            "channels": options.whole(self.channels, "channels (bytes a pixel)", 1, 4),
+            "fps": None if self.fps is None else options.fps(self.fps),
+        }
+        for name, value in read.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_stream(
         cls, path: str | os.PathLike, width: int, height: int, channels: int = 4, fps: float | None = None
     ) -> Job:
         """A job for a raw stream already on disk: the frame count comes from its size."""
+        width, height = options.frame_size((width, height), "frame size")
+        channels = options.whole(channels, "channels (bytes a pixel)", 1, 4)
         info = Path(path).stat()
         if not stat.S_ISREG(info.st_mode):
             raise InvalidValue(
@@ -89,11 +93,8 @@ def matplotlib_optimizes_layers() -> bool:
 
 
 def parse_geometry(text: str) -> tuple[int, int]:
-    """'432x720' -> (432, 720), with an error that says what a size looks like."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
-    if not match or 0 in (int(match.group(1)), int(match.group(2))):
-        raise InvalidValue(f"size {text!r} not understood: use WIDTHxHEIGHT in pixels, like 432x720")
-    return int(match.group(1)), int(match.group(2))
+    """'432x720' -> (432, 720), each side 1 to 65535 (a GIF's), with an error that says what a size looks like."""
+    return options.frame_size(text)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,9 @@ class Machine:
 
 def checked_temporary_path(path: str | os.PathLike, what: str = "temporary_path") -> str:
     """`path` with ~ expanded, made absolute, and checked to be a directory we can write; `what` names it in errors."""
+    options.plain_path(path, what)
     directory = Path(path).expanduser().resolve()
+    options.plain_path(directory, what)
     if not directory.is_dir():
         raise InvalidValue(f"{what} {str(path)!r} is not a directory: create it or choose another")
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -136,6 +139,7 @@ def choose_temp_dir(preferred: str | os.PathLike | None = None, needed: int = 0)
     ]
     usable = []
     for directory in dict.fromkeys(filter(None, candidates)):
+        options.plain_path(directory, "the temp dir from the environment (MAGICK_TEMPORARY_PATH or TMPDIR)")
         if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
             usable.append((directory, shutil.disk_usage(directory).free))
     if not usable:

@@ -85,6 +85,7 @@ _NUMBER = r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"  # "1e3" as Im
 _TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)")
 _SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)")
 _NOUNS = {"bytes": "size", "pixels": "pixel size", "count": "count", "seconds": "time"}
+_UNIT_NAMES = {"bytes": " byte", "pixels": " pixel", "count": "", "seconds": " second"}
 _WORDS_FOR_UNLIMITED = {"unlimited", "none", "inf", "infinity", "max"}
 
 
@@ -136,8 +137,20 @@ def parse(value: str | Limit | None, kind: Kind = "bytes", *, whole: int | None 
     amount = float(number) * scale
     if not math.isfinite(amount):
         raise InvalidValue(f"size {value!r} is too large: use {_forms(kind)}")
-    result = round(amount)
+    result = _rounded(value, amount, kind)
     return None if result >= UNLIMITED_AT else result
+
+
+def _rounded(original: str, amount: float, kind: Kind) -> int:
+    """`amount` rounded to the whole units ImageMagick counts in; one that would round to 0 is refused, since 0
+    is a limit of its own (no memory at all, no pause), not a small one."""
+    result = round(amount)
+    if result == 0 and amount > 0:
+        raise InvalidValue(
+            f"{_NOUNS[kind]} {original!r} comes to less than 1{_UNIT_NAMES[kind]}, which would be a limit of 0: "
+            f"give at least 1, as {_forms(kind)}"
+        )
+    return result
 
 
 def parse_limit(name: str, value: str | Limit | None, *, whole: int | None = None) -> int | None:
@@ -174,7 +187,7 @@ def _percent(original: str, number: str, kind: Kind, whole: int | None) -> int:
             f"size {original!r} is a percentage, but this limit has nothing to take it of: "
             f"use an absolute size like {_forms(kind)}"
         )
-    return round(whole * share / 100)
+    return _rounded(original, whole * share / 100, kind)
 
 
 def to_magick(value: Limit | None, kind: Kind = "bytes") -> str:

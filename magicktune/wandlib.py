@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_void_p
+from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_ulonglong, c_void_p
 
 import numpy as np
 import wand.api
 from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
-from wand.version import MAGICK_VERSION_NUMBER
+from wand.version import MAGICK_HDRI, MAGICK_VERSION_NUMBER, QUANTUM_DEPTH
 
-from .errors import EncodeError
+from .errors import EncodeError, InvalidValue
+from .units import human
 
 #: ImageMagick's MagickBooleanType, an int-sized C enum (Wand declares it c_bool).
 MagickBooleanType = c_int
@@ -132,6 +133,56 @@ quick.MagickRelinquishMemory.argtypes = [c_void_p]
 quick.MagickRelinquishMemory.restype = c_void_p
 quick.MagickGetException.argtypes = [c_void_p, POINTER(c_int)]
 quick.MagickGetException.restype = c_void_p
+quick.MagickGetResourceLimit.argtypes = [Enum]
+quick.MagickGetResourceLimit.restype = c_ulonglong  # MagickSizeType
+
+
+# --- the limits this process's ImageMagick has -------------------------------------------------------
+
+#: ResourceType, in each major version's order (magick/resource_.h, MagickCore/resource_.h).
+_RESOURCE_TYPES = (
+    ("undefined", "area", "disk", "file", "map", "memory", "thread", "time", "throttle", "width", "height")
+    if MAGICK_VERSION_NUMBER < 0x700
+    else ("undefined", "area", "disk", "file", "height", "map", "memory", "thread", "throttle", "time", "width")
+)
+#: Pixel-cache bytes of one pixel in this library: RGBA at the quantum's size (HDRI keeps floats).
+CACHE_BYTES_PER_PIXEL = 4 * (4 if MAGICK_HDRI else QUANTUM_DEPTH // 8)
+
+
+def resource_limit(name: str) -> int | None:
+    """This process's ImageMagick limit on `name` ('width', 'area', 'memory', ...), asked of the library; None for
+    unlimited (IM prints 2**63 - 1 and more as unlimited)."""
+    value = quick.MagickGetResourceLimit(_RESOURCE_TYPES.index(name))
+    return None if value >= 2**63 - 1 else value
+
+
+def check_frame_fits(width: int, height: int) -> None:
+    """Refuse a frame this process's ImageMagick cannot hold, before it is asked to.
+
+    Past its width or height limit (Debian's policy has 16KP) ImageMagick 6.9.11's ConstituteImage does not
+    return an error: it goes on with no image and aborts the whole process (`ResetImagePixels: Assertion
+    'image != NULL'`). It does the same when a frame's pixel cache fits neither in memory (area and memory
+    limits) nor on disk (disk limit).
+    """
+    side = {"width": width, "height": height}
+    for name, size in side.items():
+        limit = resource_limit(name)
+        if limit is not None and size > limit:
+            raise InvalidValue(
+                f"a {width}x{height} frame is {size} pixels in {name}, past ImageMagick's {name} limit here of "
+                f"{human(limit, 'pixels')}: use frames at most {limit} pixels in {name}, or raise the limit before "
+                f"ImageMagick starts in this process (policy.xml's '{name}' caps MAGICK_{name.upper()}_LIMIT; a "
+                f"policy.xml first on MAGICK_CONFIGURE_PATH can raise it)"
+            )
+    pixels, cache = width * height, width * height * CACHE_BYTES_PER_PIXEL
+    area, memory, disk = resource_limit("area"), resource_limit("memory"), resource_limit("disk")
+    in_memory = (area is None or pixels <= area) and (memory is None or cache <= memory)
+    if not in_memory and disk is not None and cache > disk:
+        raise InvalidValue(
+            f"a {width}x{height} frame needs {human(cache)} of pixel cache, more than ImageMagick's limits here "
+            f"allow (area {human(area, 'pixels')}, memory {human(memory)}, disk {human(disk)}): use smaller frames, or raise "
+            f"the disk or memory limit before ImageMagick starts in this process"
+        )
 
 
 # --- libMagickCore: IM6's QuantizeImage --------------------------------------------------------------
@@ -162,13 +213,18 @@ if MAGICK_VERSION_NUMBER < 0x700:
 
 def quantize_im6(image: Image, colors: int, dither_method: int, treedepth: int) -> None:
     """IM6's MagickQuantizeImage cannot pick Floyd-Steinberg, so call QuantizeImage with a QuantizeInfo of our own."""
+    frame = magickwand.GetImageFromMagickWand(image.wand)
+    if not frame:
+        raise EncodeError("ImageMagick has no image to quantize")
     info = magickcore.AcquireQuantizeInfo(None)
+    if not info:
+        raise EncodeError("ImageMagick could not allocate a QuantizeInfo (out of memory)")
     try:
         info.contents.number_colors = colors
         info.contents.tree_depth = treedepth
         info.contents.dither = 1
         info.contents.dither_method = dither_method
-        if not magickcore.QuantizeImage(info, magickwand.GetImageFromMagickWand(image.wand)):
+        if not magickcore.QuantizeImage(info, frame):
             image.raise_exception()
             raise EncodeError("ImageMagick QuantizeImage failed")
     finally:
@@ -191,6 +247,8 @@ class MagickWand:
 
     def __init__(self) -> None:
         self.handle = quick.NewMagickWand()
+        if not self.handle:
+            raise EncodeError("ImageMagick could not make a MagickWand (out of memory)")
 
     def __enter__(self) -> MagickWand:
         return self
@@ -239,7 +297,7 @@ class MagickWand:
         return out
 
     def read(self, blob: bytes, format: str) -> None:
-        quick.MagickSetFormat(self.handle, format.encode("ascii"))
+        self._check(quick.MagickSetFormat(self.handle, format.encode("ascii")), f"select {format}")
         self._check(magickwand.MagickReadImageBlob(self.handle, blob, len(blob)), f"read {format}")
 
     def blob(self, format: str) -> bytes:

@@ -16,53 +16,25 @@ import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
+from . import options
 from .atomic import AtomicOutput
 from .capture import FrameCapture
 from .encoder import EncodeStats, GifEncoder, cores
-from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
+from .errors import ImageMagickFailed, WandStartedWarning
 
 if TYPE_CHECKING:
     from .profile import Plan
     from .resources import AppliedLimits
 
-_OPTIONS = {
-    "colors": int,
-    "dither": str,
-    "optimize": bool,
-    "global_palette": bool,
-    "loop": int,
-    "workers": int,
-    "magick_threads": int,
-    "treedepth": int,
-}
-#: Options of the writer itself rather than of its encoder, also accepted in extra_args.
-_WRITER_OPTIONS = {
-    "blit": bool,  # composite the animated artists on a cached background (FrameCapture)
-    "progress": bool,  # a progress bar on stderr or in the notebook
-    "frames": int,  # frames to come, for the bar's time left (found from the animation when it can be)
-}
-_KNOWN = {**_OPTIONS, **_WRITER_OPTIONS}
-
-
-def _parse_value(kind: type, text: str) -> Any:
-    if kind is bool:
-        lowered = text.strip().lower()
-        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise InvalidValue(f"expected a boolean, got {text!r}")
-        return lowered in ("1", "true", "yes", "on")
-    return kind(text)
+#: The encoder's options and the writer's own (blit: composite the animated artists on a cached background;
+#: progress: a bar on stderr or in the notebook; frames: frames to come, for the bar's time left), as keywords
+#: or in extra_args, each read by magicktune.options.
+_KNOWN = {**options.ENCODER_OPTIONS, **options.WRITER_OPTIONS}
 
 
 def parse_extra_args(extra_args: list[str] | tuple[str, ...] | None) -> dict[str, Any]:
     """Read Animation.save(extra_args=['colors=128', 'dither=riemersma', 'blit=yes', ...]) into writer options."""
-    options: dict[str, Any] = {}
-    for arg in extra_args or ():
-        key, sep, value = str(arg).partition("=")
-        key = key.strip().lstrip("-").replace("-", "_")
-        if not sep or key not in _KNOWN:
-            raise InvalidValue(f"extra_args entries must be key=value with key in {sorted(_KNOWN)}, got {arg!r}")
-        options[key] = _parse_value(_KNOWN[key], value)
-    return options
+    return options.parse_extra_args(extra_args, _KNOWN)
 
 
 def metadata_comment(metadata: dict[str, Any] | None) -> str | None:
@@ -139,15 +111,15 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         codec: str | None = None,
         bitrate: int | None = None,
         extra_args: list[str] | None = None,
-        **options: Any,
+        **keywords: Any,
     ) -> None:
         super().__init__(fps=fps, metadata=metadata, codec=codec, bitrate=bitrate)  # type: ignore[arg-type]  # a float rate is fine
-        unknown = set(options) - set(_KNOWN)
+        unknown = set(keywords) - set(_KNOWN)
         if unknown:
             raise TypeError(f"unknown MagickTuneWriter options {sorted(unknown)}; known: {sorted(_KNOWN)}")
-        merged = {**parse_extra_args(extra_args), **options}
-        self.blit = bool(merged.pop("blit", False))
-        self.progress = bool(merged.pop("progress", False))
+        merged = {**parse_extra_args(extra_args), **options.read(keywords, _KNOWN)}
+        self.blit = merged.pop("blit", False)
+        self.progress = merged.pop("progress", False)
         self.frames: int | None = merged.pop("frames", None)
         self.options = merged
         self.stats: EncodeStats | None = None
@@ -164,7 +136,7 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         super().setup(fig, outfile, dpi=dpi)
         self._size_inches = tuple(fig.get_size_inches())
         self.stats = None
-        options = {"workers": max(1, cores() - 1), "magick_threads": 1, **self.options}
+        chosen = {"workers": max(1, cores() - 1), "magick_threads": 1, **self.options}
         self._capture = FrameCapture(fig, self.dpi, blit=self.blit)
         self._start_progress(fig, self.frames, self.progress)
         try:
@@ -174,7 +146,7 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
                 self.fps,
                 comment=metadata_comment(self.metadata),
                 progress=self._progress.to if self._progress else None,
-                **options,
+                **chosen,
             )
         except BaseException:
             self._stop_progress()
@@ -262,7 +234,7 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
 
         dpi = fig.dpi if dpi is None else dpi
         width, height = (int(side * dpi + 1e-8) for side in fig.get_size_inches())
-        fps = self.fps if 0 < self.fps <= 100 else None
+        fps = self.fps if options.MIN_FPS <= self.fps <= 100 else None
         extra = self.extra_args if self.extra_args is not None else mpl.rcParams[self._args_key]  # type: ignore[attr-defined]
         self.plan = job_plan = plan(
             Job(width, height, self.frames, 4, fps),

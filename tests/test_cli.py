@@ -152,7 +152,7 @@ def test_profile_names_the_files_that_set_each_limit():
     ("args", "message"),
     [
         (["apply", "--frames", "3", "--size", "43x"], "size '43x' not understood: use WIDTHxHEIGHT"),
-        (["apply", "--frames", "3", "--size", "4x4", "--fps", "0"], "fps must be above 0"),
+        (["apply", "--frames", "3", "--size", "4x4", "--fps", "0"], "fps must be at least 0.00153"),
         (["apply", "--stream", "/nonexistent.rgba", "--size", "4x4"], "No such file"),
         (["apply", "--stream", "/tmp", "--size", "4x4"], "/tmp is not a regular file"),
         (

@@ -11,6 +11,7 @@ PACKAGE = Path(magicktune.__file__).parent
 LAYERS = [
     {"errors", "environment"},
     {"units"},
+    {"options"},
     {"magick"},
     {"profile"},
     {"atomic"},
