@@ -145,3 +145,18 @@ def test_debian_versioned_name_is_found(tmp_path, monkeypatch):
     im = magick.find()
     assert im.convert == (str(tmp_path / "convert-im6.q16"),)
     assert im.identify == (str(tmp_path / "identify-im6.q16"),)
+
+
+def test_a_stand_in_printing_bytes_that_are_not_utf8_falls_through_to_the_real_one(tmp_path, monkeypatch):
+    real = magick.find()
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    fake = stub / "magick"  # the first name detection tries
+    fake.write_bytes(b"#!/bin/sh\nprintf '\\377\\376Version: not ImageMagick\\n'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{stub}{os.pathsep}{Path(real.convert[0]).parent}")
+    monkeypatch.delenv(environment.IMAGEMAGICK, raising=False)
+    found = magick.find()
+    assert found.version == real.version and found.convert[0] != str(fake)
+    with pytest.raises(magick.ImageMagickNotFound, match="did not say so"):
+        magick.find(fake)
