@@ -157,8 +157,7 @@ def loop(value: Any) -> int | None:
         return whole(value, "loop", 0, MAX_LOOP)
     except InvalidValue:
         raise InvalidValue(
-            f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None (play once), "
-            f"got {value!r}"
+            f"loop must be a whole number of repeats from 0 (forever) to {MAX_LOOP}, or None (play once), got {value!r}"
         ) from None
 
 

@@ -135,6 +135,8 @@ quick.MagickGetException.argtypes = [c_void_p, POINTER(c_int)]
 quick.MagickGetException.restype = c_void_p
 quick.MagickGetResourceLimit.argtypes = [Enum]
 quick.MagickGetResourceLimit.restype = c_ulonglong  # MagickSizeType
+quick.MagickWandGenesis.argtypes = []
+quick.MagickWandGenesis.restype = None
 
 
 # --- the limits this process's ImageMagick has -------------------------------------------------------
@@ -151,7 +153,13 @@ CACHE_BYTES_PER_PIXEL = 4 * (4 if MAGICK_HDRI else QUANTUM_DEPTH // 8)
 
 def resource_limit(name: str) -> int | None:
     """This process's ImageMagick limit on `name` ('width', 'area', 'memory', ...), asked of the library; None for
-    unlimited (IM prints 2**63 - 1 and more as unlimited)."""
+    unlimited (IM prints 2**63 - 1 and more as unlimited).
+
+    ImageMagick reads its policy and MAGICK_*_LIMIT variables at genesis, which Wand leaves to the first wand;
+    before it, the library answers with placeholder values (2**60 - 1 for width), so start it first (it starts
+    once: later calls return at once).
+    """
+    quick.MagickWandGenesis()
     value = quick.MagickGetResourceLimit(_RESOURCE_TYPES.index(name))
     return None if value >= 2**63 - 1 else value
 

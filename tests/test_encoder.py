@@ -573,3 +573,79 @@ def test_a_policy_that_denies_miff_stops_the_encode_with_imagemagicks_reason(tmp
     )
     assert "frame 0 failed" in result.stdout and "security policy `MIFF'" in result.stdout
     assert leftovers(tmp_path) == ["policy.xml"]
+
+
+#: Lowering a limit by its variable works under any policy (a policy caps what the variable may raise): 16KP is
+#: Debian's width and height limit.
+NARROW = {"MAGICK_WIDTH_LIMIT": "16KP", "MAGICK_HEIGHT_LIMIT": "16KP"}
+
+
+def _encode_in_a_subprocess(tmp_path, size, *options, env=None):
+    """`magicktune encode` in its own process: a frame ImageMagick cannot hold used to abort the interpreter."""
+    width, height = size
+    source = tmp_path / "frames.rgba"
+    frames = np.zeros((2, height, width, 4), np.uint8)
+    frames[..., 3] = 255
+    frames[1, :, : width // 2, 0] = 255
+    source.write_bytes(frames.tobytes())
+    out = tmp_path / "out" / "x.gif"
+    out.parent.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "magicktune.cli", "encode", "--size", f"{width}x{height}", "--fps", "10", *options]
+        + [str(source), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **NARROW, **(env or {})},
+        timeout=120,
+    )
+    return result, out
+
+
+@pytest.mark.parametrize("options", [(), ("--dither", "riemersma"), ("--global-palette",)], ids=str)
+@pytest.mark.parametrize("size", [(20000, 1), (1, 20000)], ids=str)
+def test_frames_past_the_width_or_height_limit_are_refused_not_aborted(tmp_path, size, options):
+    result, out = _encode_in_a_subprocess(tmp_path, size, *options)
+    side = "width" if size[0] > size[1] else "height"
+    assert result.returncode == 1, f"rc {result.returncode}: {result.stderr}"
+    assert result.stderr.startswith("magicktune: error: a ") and result.stderr.count("\n") == 1, result.stderr
+    assert f"past ImageMagick's {side} limit here of 16 KP" in result.stderr
+    assert "Assertion" not in result.stderr
+    assert leftovers(out.parent) == []
+
+
+def test_a_frame_whose_cache_fits_neither_memory_nor_disk_is_refused_not_aborted(tmp_path):
+    result, out = _encode_in_a_subprocess(
+        tmp_path, (100, 100), env={"MAGICK_AREA_LIMIT": "100", "MAGICK_DISK_LIMIT": "1000"}
+    )
+    assert result.returncode == 1, f"rc {result.returncode}: {result.stderr}"
+    assert "of pixel cache, more than ImageMagick's limits here allow" in result.stderr, result.stderr
+    assert leftovers(out.parent) == []
+
+
+def test_frames_at_the_limit_still_encode(tmp_path):
+    result, out = _encode_in_a_subprocess(tmp_path, (16000, 1), "--dither", "riemersma")
+    assert result.returncode == 0, result.stderr
+    frames, _, _ = decode(out)
+    assert len(frames) == 2 and frames[0].shape == (1, 16000, 4)
+
+
+def test_a_65535_pixel_wide_figure_is_refused_by_the_writer_not_aborted(tmp_path):
+    script = f"""
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib import animation
+import magicktune
+fig = plt.figure(figsize=(655.35, 0.01), dpi=100)
+ani = animation.FuncAnimation(fig, lambda i: [], frames=2)
+try:
+    ani.save({str(tmp_path / "x.gif")!r}, writer="magicktune", fps=10)
+except magicktune.MagickTuneError as error:
+    print("refused:", error)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, **NARROW}, timeout=120
+    )
+    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
+    assert "refused: a 65535x1 frame is 65535 pixels in width, past ImageMagick's width limit" in result.stdout
+    assert leftovers(tmp_path) == []
