@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from magicktune import cli, magick, policy, units
+import magicktune
+from magicktune import cli, magick, policy, profile, units
 
 
 def run(*args, env=None):
@@ -404,3 +405,52 @@ def test_encode_to_stdout_keeps_the_gif_clean(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(b"GIF89a") and result.stdout.endswith(b"\x3b")
     assert b"wrote -" in result.stderr
+
+
+def _evaluated(shell_text, cwd):
+    """What `eval "$(magicktune apply --format shell ...)"` does with this text."""
+    return subprocess.run(["bash", "-c", 'eval "$1"', "_", shell_text], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("via", ["--temp-dir", "TMPDIR", "MAGICK_TEMPORARY_PATH", "config"])
+def test_a_temp_dir_with_a_newline_never_reaches_the_shell(tmp_path, via):
+    pwned = tmp_path / "PWNED"
+    evil = tmp_path / "evil\ntouch PWNED\n#"  # eval runs in tmp_path
+    evil.mkdir()
+    # A job that cannot finish here, so the plan's first note names the temp dir.
+    args = ["apply", "--frames", "1000000", "--size", "1000x1000", "--format", "shell", "--output", str(tmp_path)]
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "MAGICKTUNE_CONFIG": str(tmp_path / "none.yaml")}
+    if via == "--temp-dir":
+        args += ["--temp-dir", str(evil)]
+    elif via == "config":
+        config = tmp_path / "config.yaml"
+        config.write_text(f"temporary-path: {json.dumps(str(evil))}\n")  # a JSON string is a YAML string
+        env["MAGICKTUNE_CONFIG"] = str(config)
+    else:
+        env[via] = str(evil)
+    result = run(*args, env=env)
+    _evaluated(result.stdout, tmp_path)
+    assert not pwned.exists(), f"eval ran a command from the temp dir's name: {result.stdout}"
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "holds a control character ('\\n')" in result.stderr
+
+
+def test_shell_output_keeps_whatever_a_note_holds_inside_its_comment(tmp_path):
+    pwned = tmp_path / "PWNED"
+    plan = profile.plan(profile.Job(8, 8, 10))
+    plan.warnings = [f"a note\ntouch {pwned}\n#"]
+    text = cli.shell_exports(plan, magick.find(), str(tmp_path / "policy"))
+    result = _evaluated(text, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not pwned.exists()
+    assert all(line.startswith(("# magicktune: ", "export ")) for line in text.splitlines()), text
+    assert f"a note\\ntouch {pwned}\\n#" in text.splitlines()[0]
+
+
+def test_temp_dirs_with_control_characters_are_refused_from_the_api(tmp_path):
+    evil = tmp_path / "tab\there"
+    evil.mkdir()
+    with pytest.raises(ValueError, match="holds a control character"):
+        profile.checked_temporary_path(evil)
+    with pytest.raises(ValueError, match="holds a control character"):
+        magicktune.limits(memory="1GB", temporary_path=evil).__enter__()
