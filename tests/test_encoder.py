@@ -649,3 +649,20 @@ except magicktune.MagickTuneError as error:
     assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
     assert "refused: a 65535x1 frame is 65535 pixels in width, past ImageMagick's width limit" in result.stdout
     assert leftovers(tmp_path) == []
+
+
+def test_workers_are_held_to_what_the_limits_hold_at_once(tmp_path):
+    """Each frame fits alone, eight at once do not: more workers than that abort the process, so fewer run."""
+    script = f"""
+import numpy as np
+from magicktune.encoder import GifEncoder
+rng = np.random.default_rng(0)
+with GifEncoder({str(tmp_path / "x.gif")!r}, (100, 100), 10, workers=8, optimize=False) as encoder:
+    for _ in range(40):
+        encoder.add_frame(rng.integers(0, 256, (100, 100, 4), dtype=np.uint8) | np.uint8(0))
+print("workers", encoder.workers, "frames", encoder.stats.gif_frames)
+"""
+    env = {**os.environ, "MAGICK_AREA_LIMIT": "100", "MAGICK_DISK_LIMIT": "400000"}  # every cache on disk
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, f"rc {result.returncode}: {result.stderr}"
+    assert result.stdout.split() == ["workers", "1", "frames", "40"]
