@@ -14,6 +14,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import InvalidValue
 
 #: A GIF's screen and frames are 16-bit wide and high.
@@ -38,7 +40,7 @@ def whole(value: Any, what: str, low: int, high: int | None = None) -> int:
     or the text of one; 2.5, True or "many" are refused."""
     span = f"{low} to {high}" if high is not None else f"at least {low}"
     wanted = f"{what} must be a whole number, {span}"
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         raise InvalidValue(f"{wanted}, got {value!r}")
     number: int | None = None
     if isinstance(value, str):
@@ -61,8 +63,8 @@ def switch(value: Any, what: str) -> bool:
 
     Anything else is refused rather than read by Python's truth ("no" is a non-empty string, so true).
     """
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):

@@ -141,6 +141,7 @@ def test_good_options_are_read_to_their_types():
     }
     assert options.read({"colors": 64.0, "loop": None}, options.ENCODER_OPTIONS) == {"colors": 64, "loop": None}
     assert options.frame_size((np.int64(432), 720.0)) == (432, 720)
+    assert options.switch(np.bool_(False), "optimize") is False
 
 
 def test_a_job_reads_its_fields_as_the_encoder_does():
