@@ -187,7 +187,7 @@ def _percent(original: str, number: str, kind: Kind, whole: int | None) -> int:
             f"size {original!r} is a percentage, but this limit has nothing to take it of: "
             f"use an absolute size like {_forms(kind)}"
         )
-    return _rounded(original, whole * share / 100, kind)
+    return round(whole * share / 100)  # callers check a share with a placeholder whole (1): no zero check here
 
 
 def to_magick(value: Limit | None, kind: Kind = "bytes") -> str:
