@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..magick import PolicyRule
 
@@ -37,114 +39,44 @@ def granted_rights(text: str | None) -> frozenset[str] | None:
     return frozenset(granted)
 
 
-#: The most states the product of two patterns may have while looking for a name both match; patterns of policy
-#: files are a few dozen characters, so this is only reached by a pattern built to be slow.
+#: The most states the search for a name two patterns both match may visit; policy patterns are a few dozen
+#: characters, so only a pattern built to be slow reaches it (the search then gives up, finding nothing).
 _SEARCH_LIMIT = 200_000
 _WILDCARDS = frozenset("*?[{")
+#: A step's characters: ranges (low, high), or None for any character.
+_Chars = tuple[tuple[str, str], ...] | None
 
 
-def glob_matches(name: str, pattern: str) -> bool:
-    """Whether ImageMagick matches `name` with a policy pattern (case-sensitively, as for every policy rule).
+@dataclass(frozen=True)
+class _Automaton:
+    """A policy pattern as a nondeterministic automaton: moves on characters, moves on nothing, the accepting state."""
 
-    As ImageMagick 6.9.11 was seen to match coder rules: an empty pattern matches everything, * and ? as usual,
-    [F-H] a range but [!A] no negation (! is a character), {a,b} alternatives, \\ an ordinary character.
-    The pattern becomes one regular expression, so braces are never spelled out one name at a time.
-    """
-    return pattern == "" or _compiled(pattern).fullmatch(name) is not None
+    moves: tuple[tuple[tuple[_Chars, int], ...], ...]
+    empty: tuple[tuple[int, ...], ...]
+    accept: int
+
+    def closure(self, states: Iterable[int]) -> frozenset[int]:
+        todo, seen = list(states), set(states)
+        while todo:
+            for nxt in self.empty[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return frozenset(seen)
+
+    def step(self, states: frozenset[int], char: str) -> frozenset[int]:
+        return self.closure({t for s in states for chars, t in self.moves[s] if _takes(chars, char)})
+
+
+def _takes(chars: _Chars, char: str) -> bool:
+    return chars is None or any(low <= char <= high for low, high in chars)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    expression, _ = _translate(pattern, 0, nested=False)
-    return re.compile(expression, re.DOTALL)
-
-
-def _translate(pattern: str, j: int, *, nested: bool) -> tuple[str, int]:
-    """The regular expression for `pattern` from `j`, up to an unmatched , or } when inside braces."""
-    out: list[str] = []
-    while j < len(pattern):
-        c = pattern[j]
-        if nested and c in ",}":
-            return "".join(out), j
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[" and pattern.find("]", j + 2) >= 0:
-            close = pattern.find("]", j + 2)
-            body = pattern[j + 1 : close]
-            out.append("[" + "".join(_class_part(body, k) for k in range(len(body))) + "]")
-            j = close
-        elif c == "{" and "}" in pattern[j:]:
-            alternatives, j = [], j + 1
-            while True:
-                part, j = _translate(pattern, j, nested=True)
-                alternatives.append(part)
-                if j >= len(pattern) or pattern[j] == "}":
-                    break
-                j += 1
-            out.append("(?:" + "|".join(alternatives) + ")")
-        else:
-            out.append(re.escape(c))
-        j += 1
-    return "".join(out), j
-
-
-def _class_part(body: str, k: int) -> str:
-    """One character of a [...] body in Python's syntax: ranges kept, everything else literal (no negation)."""
-    c = body[k]
-    if c == "-" and 0 < k < len(body) - 1:
-        return "-"
-    return re.escape(c) if c in "\\^[]-" else c
-
-
-_Chars = frozenset[str] | None  # the characters one step takes; None for any
-_Move = tuple[_Chars, int]
-
-
-def _steps(pattern: str) -> list[tuple[str, _Chars | list[str]]]:
-    """A pattern as steps for the search in `example`: ("char", set or None for any), ("star", None),
-    ("alt", [literal alternatives]). Approximate where ImageMagick is quirky; `example` checks what it finds."""
-    steps: list[tuple[str, _Chars | list[str]]] = []
-    j, m = 0, len(pattern)
-    while j < m:
-        c = pattern[j]
-        if c == "*":
-            steps.append(("star", None))
-        elif c == "?":
-            steps.append(("char", None))
-        elif c == "[":
-            close = pattern.find("]", j + 1)
-            if close < 0:
-                steps.append(("char", frozenset("[")))
-            else:
-                body, chars = pattern[j + 1 : close].replace("\\", ""), set[str]()
-                k = 0
-                while k < len(body):
-                    if k + 2 < len(body) and body[k + 1] == "-":
-                        chars |= {chr(o) for o in range(ord(body[k]), min(ord(body[k + 2]), ord(body[k]) + 64) + 1)}
-                        k += 3
-                    else:
-                        chars.add(body[k])
-                        k += 1
-                steps.append(("char", frozenset(chars or "]")))
-                j = close
-        elif c == "{":
-            close = pattern.find("}", j + 1)
-            close = m if close < 0 else close
-            steps.append(("alt", pattern[j + 1 : close].replace("\\", "").split(",")))
-            j = close
-        else:
-            if c == "\\" and j + 1 < m:
-                j += 1
-            steps.append(("char", frozenset(pattern[j])))
-        j += 1
-    return steps
-
-
-def _nfa(pattern: str) -> tuple[list[list[_Move]], list[list[int]], int]:
-    """Transitions (a set of characters, None for any), epsilon moves and the accepting state of a pattern."""
-    moves: list[list[_Move]] = [[]]
+def _automaton(pattern: str) -> _Automaton:
+    """Steps of ImageMagick's glob as seen in 6.9.11: * any run, ? one character, [F-H] a range ([!A] is no
+    negation, and [ with no ] after it is a character), {a,b} literal alternatives, everything else itself."""
+    moves: list[list[tuple[_Chars, int]]] = [[]]
     empty: list[list[int]] = [[]]
 
     def state() -> int:
@@ -152,76 +84,88 @@ def _nfa(pattern: str) -> tuple[list[list[_Move]], list[list[int]], int]:
         empty.append([])
         return len(moves) - 1
 
-    current = 0
-    for kind, arg in _steps(pattern):
-        after = state()
-        if kind == "star":
+    current, j = 0, 0
+    while j < len(pattern):
+        c, after = pattern[j], state()
+        if c == "*":
             moves[current].append((None, current))
             empty[current].append(after)
-        elif isinstance(arg, list):
-            for alternative in arg:
-                at = current
-                for char in alternative[:-1]:
-                    nxt = state()
-                    moves[at].append((frozenset(char), nxt))
-                    at = nxt
-                if alternative:
-                    moves[at].append((frozenset(alternative[-1]), after))
+        elif c == "?":
+            moves[current].append((None, after))
+        elif c == "[" and pattern.find("]", j + 2) >= 0:
+            close = pattern.find("]", j + 2)
+            body, ranges, k = pattern[j + 1 : close], [], 0
+            while k < len(body):
+                if k + 2 < len(body) and body[k + 1] == "-":
+                    ranges.append((body[k], body[k + 2]))
+                    k += 3
                 else:
-                    empty[at].append(after)
+                    ranges.append((body[k], body[k]))
+                    k += 1
+            moves[current].append((tuple(ranges), after))
+            j = close
+        elif c == "{" and pattern.find("}", j) >= 0:
+            close = pattern.find("}", j)
+            for alternative in pattern[j + 1 : close].split(","):
+                at = current
+                for char in alternative:
+                    nxt = state()
+                    moves[at].append((((char, char),), nxt))
+                    at = nxt
+                empty[at].append(after)
+            j = close
         else:
-            moves[current].append((arg, after))
+            moves[current].append((((c, c),), after))
         current = after
-    return moves, empty, current
+        j += 1
+    return _Automaton(tuple(map(tuple, moves)), tuple(map(tuple, empty)), current)
 
 
-def _closure(states: set[int], empty: list[list[int]]) -> frozenset[int]:
-    todo, seen = list(states), set(states)
-    while todo:
-        for nxt in empty[todo.pop()]:
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return frozenset(seen)
+def glob_matches(name: str, pattern: str) -> bool:
+    """Whether ImageMagick matches `name` with a policy pattern (case-sensitively, as for every policy rule).
+
+    As ImageMagick 6.9.11 was seen to match coder rules (tests/test_policy_reading.py asks the real convert): an
+    empty pattern matches everything, a backslash is an ordinary character, and see `_automaton`. Time is
+    linear in the name times the pattern: no backtracking, and braces are never spelled out name by name.
+    """
+    if not _WILDCARDS & set(pattern):
+        return pattern in ("", name)
+    automaton = _automaton(pattern)
+    states = automaton.closure({0})
+    for char in name:
+        states = automaton.step(states, char)
+        if not states:
+            return False
+    return automaton.accept in states
 
 
 def example(pattern: str, other: str | None = None, *, filler: str = "x") -> str | None:
-    """A short name ImageMagick matches with `pattern` (and with `other` too, if given), or None if none is found.
+    """A short name ImageMagick matches with `pattern` (and with `other` too, if given); None if there is none.
 
-    A breadth-first search over the two patterns side by side: time is bounded by the product of their lengths
-    (at most _SEARCH_LIMIT states), never by how many names a brace pattern spells out.
+    A breadth-first search over the two patterns side by side, bounded by _SEARCH_LIMIT states, never by how
+    many names a brace pattern spells out.
     """
-    first, second = _nfa(pattern), _nfa("*" if other is None else other)
-    start = (_closure({0}, first[1]), _closure({0}, second[1]))
+    if pattern and not _WILDCARDS & set(pattern) and (other is None or glob_matches(pattern, other)):
+        return pattern
+    first, second = _automaton(pattern or "*"), _automaton(other or "*")
+    start = (first.closure({0}), second.closure({0}))
     queue, seen, head = [(start, "")], {start}, 0
     while head < len(queue) and len(seen) < _SEARCH_LIMIT:
         (a, b), name = queue[head]
         head += 1
-        if first[2] in a and second[2] in b:
-            if glob_matches(name, pattern) and (other is None or glob_matches(name, other)):
-                return name
-        for char in _candidates(a, b, first[0], second[0], filler):
-            nxt = (
-                _closure({t for s in a for chars, t in first[0][s] if chars is None or char in chars}, first[1]),
-                _closure({t for s in b for chars, t in second[0][s] if chars is None or char in chars}, second[1]),
-            )
+        if first.accept in a and second.accept in b:
+            return name
+        for char in _candidates(first, a) | _candidates(second, b) | {filler}:
+            nxt = (first.step(a, char), second.step(b, char))
             if nxt[0] and nxt[1] and nxt not in seen:
                 seen.add(nxt)
                 queue.append((nxt, name + char))
     return None
 
 
-def _candidates(
-    a: frozenset[int], b: frozenset[int], first_moves: list[list[_Move]], second_moves: list[list[_Move]], filler: str
-) -> list[str]:
-    """The characters worth trying next: those either side names, and a filler for where both take any."""
-    chars: set[str] = set()
-    for states, moves in ((a, first_moves), (b, second_moves)):
-        for s in states:
-            for allowed, _ in moves[s]:
-                if allowed is not None:
-                    chars |= allowed
-    return sorted(chars) + [filler]
+def _candidates(automaton: _Automaton, states: frozenset[int]) -> set[str]:
+    """The characters worth trying next from these states: each range's ends."""
+    return {end for s in states for chars, _ in automaton.moves[s] if chars for pair in chars for end in pair}
 
 
 class RightsIndex:
