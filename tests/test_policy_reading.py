@@ -165,6 +165,13 @@ def test_patterns_match_as_imagemagick_matches_them(im, env, tmp_path, pattern, 
     assert (policy.rights.decision(rules, "coder", coder) == frozenset()) == matches
 
 
+def test_a_restatement_that_drops_a_brace_alternative_is_caught():
+    system = [magick.PolicyRule("system", "coder", rights="none", pattern="{PS,EPS}")]
+    restated = [magick.PolicyRule("file", "coder", rights="none", pattern="PS")]
+    [(rule, probe, extra)] = policy.rights.weakened(system, restated)
+    assert probe == "EPS" and extra == {"read", "write", "execute"}
+
+
 def test_a_name_both_patterns_match_is_found_without_spelling_out_braces():
     assert policy.rights.example("@*", "@/tmp/*") == "@/tmp/"
     assert policy.rights.example("@*", "PDF") is None
@@ -343,6 +350,14 @@ def test_check_states_what_imagemagick_makes_of_odd_numbers(im, tmp_path):
     assert any("'0x10'" in m and "16 B" in m for m in messages), messages
     assert any("'٢GP'" in m and "0 B" in m for m in messages), messages
     assert any("'nan'" in m and "unlimited" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+def test_a_throttle_imagemagick_reads_as_endless_is_an_error(im, env, tmp_path, value):
+    path = write_policy(tmp_path / "t", f'<policy domain="resource" name="throttle" value="{value}"/>')
+    assert im.resources(env=on_path(env, path.parent))["throttle"] is None  # printed as a negative number
+    errors = [f.message for f in policy.check(path, im) if f.level == "error"]
+    assert any("stall" in m for m in errors), errors
 
 
 def test_unicode_digits_and_hexadecimal_are_refused_as_sizes():

@@ -144,6 +144,14 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
             else "no cap at all; write the limit you mean, or leave the resource out"
         )
         return [Finding("error", f"{where}: {rule.value!r} is negative, which ImageMagick wraps around to {effect}")]
+    if rule.name == "throttle" and reads >= units.UNLIMITED_AT:
+        return [
+            Finding(
+                "error",
+                f"{where}: {rule.value!r} is read by ImageMagick as a pause of 2^63 milliseconds or more "
+                f"after every 32 pixel-cache requests: every command stalls; write 0 for no pause",
+            )
+        ]
     if stripped.endswith("%"):
         return [
             Finding(

@@ -6,8 +6,9 @@ ImageMagick takes each right from the last rule that matches; patterns are its o
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..magick import PolicyRule
@@ -168,6 +169,18 @@ def _candidates(automaton: _Automaton, states: frozenset[int]) -> set[str]:
     return {end for s in states for chars, _ in automaton.moves[s] if chars for pair in chars for end in pair}
 
 
+#: How many of a pattern's brace alternatives `weakened` tries one by one ("{PS,EPS}" restated as "PS" drops EPS);
+#: 24 groups of {A,B} spell out 16.7 million, so the rest are left to the searches pattern against pattern.
+_SPELLED_OUT = 64
+
+
+def _alternatives(pattern: str, limit: int) -> Iterator[str]:
+    """The first `limit` patterns a brace pattern spells out, without making the rest."""
+    parts = re.split(r"(\{[^{}]*\})", pattern)
+    choices = [part[1:-1].split(",") if part.startswith("{") and part.endswith("}") else [part] for part in parts]
+    return itertools.islice(("".join(combination) for combination in itertools.product(*choices)), limit)
+
+
 class RightsIndex:
     """The security rules of a policy, indexed so that the rights for a name cost O(1) plus one test per wildcard rule.
 
@@ -210,8 +223,9 @@ def weakened(before: list[PolicyRule], after: list[PolicyRule]) -> list[tuple[Po
     """Each security rule of `before` under which `after` grants a name a right `before` denied.
 
     A grant is judged by what it opens, not by its text: for each rule of `before` that denies something, the
-    names tried are one it matches and, for each rule of `after` that grants something, one both match (so
-    `path read @/tmp/*` after a restated `path none @*` is caught by `@/tmp/`).
+    names tried are one for each of its first _SPELLED_OUT brace alternatives and, for each rule of `after` that
+    grants something, one both match (so `path read @/tmp/*` after a restated `path none @*` is caught by
+    `@/tmp/`).
     """
     before_index, after_index = RightsIndex(before), RightsIndex(after)
     grants: dict[str, list[str]] = {}
@@ -225,8 +239,9 @@ def weakened(before: list[PolicyRule], after: list[PolicyRule]) -> list[tuple[Po
         if granted_rights(rule.rights) == _ALL_RIGHTS:
             continue
         tried = set()
-        for other in [None, *dict.fromkeys(grants.get(rule.domain, []))]:
-            probe = example(rule.pattern, other)
+        spelled = [(alternative, None) for alternative in _alternatives(rule.pattern, _SPELLED_OUT)]
+        for pattern, other in [*spelled, *((rule.pattern, g) for g in dict.fromkeys(grants.get(rule.domain, [])))]:
+            probe = example(pattern, other)
             if probe is None or probe in tried:
                 continue
             tried.add(probe)
