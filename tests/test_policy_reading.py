@@ -319,6 +319,7 @@ def test_a_temp_dir_with_a_colon_is_avoided_and_said(im, tmp_path, monkeypatch):
     checked = write_policy(tmp_path / "check", '<policy domain="resource" name="memory" value="200MiB"/>')
     findings = policy.check(checked, im)
     assert any(f.level == "info" and "ImageMagick runs with 200 MiB" in f.message for f in findings), findings
+    assert any(f.level == "info" and "would split MAGICK_CONFIGURE_PATH" in f.message for f in findings)
     assert environment.CONFIGURE_PATH not in os.environ or ":" not in os.environ[environment.CONFIGURE_PATH]
 
 

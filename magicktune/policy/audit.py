@@ -81,7 +81,8 @@ def check(
         im = imagemagick or magick.find()
     except magick.ImageMagickNotFound as error:
         return findings + [Finding("warning", f"not loaded into ImageMagick: {error}")]
-    return findings + _check_loaded(Path(path), data, rules, im, standalone)
+    _, note = environment.configurable_temp_dir()
+    return findings + ([Finding("info", note)] if note else []) + _check_loaded(Path(path), data, rules, im, standalone)
 
 
 def _check_rule(rule: PolicyRule) -> list[Finding]:
