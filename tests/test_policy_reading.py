@@ -304,6 +304,7 @@ def test_an_output_dir_with_a_colon_is_refused(tmp_path, capsys):
     assert not target.exists()
 
 
+@pytest.mark.filterwarnings("ignore::magicktune.errors.WandStartedWarning")
 def test_a_temp_dir_with_a_colon_is_avoided_and_said(im, tmp_path, monkeypatch):
     caps = magick.resource_caps(im.policy_rules())
     if "memory" not in caps:
