@@ -10,7 +10,7 @@ PACKAGE = Path(magicktune.__file__).parent
 #: Bottom up. A module may import modules of lower layers only (inside the policy package, its own order).
 LAYERS = [
     {"errors", "environment"},
-    {"units"},
+    {"units", "signals"},
     {"magick"},
     {"profile"},
     {"atomic"},
