@@ -65,11 +65,15 @@ def _resolve(given: str) -> tuple[str, int | None, bool]:
     if os.path.isdir(absolute):
         raise IsADirectoryError(f"{given} is a directory: name the GIF to write")
     if os.path.lexists(absolute):
-        if not os.path.exists(absolute):
+        try:
+            os.stat(absolute)
+        except FileNotFoundError:
             raise FileNotFoundError(
                 f"cannot write {given}: it is a symlink to {os.readlink(absolute)}, which does not exist: name the "
                 f"file itself"
-            )
+            ) from None
+        except OSError:
+            pass  # a link the kernel will not follow: the open below says so
         fd = _judge(given, absolute)
         if fd is None:
             return absolute, None, True

@@ -461,6 +461,13 @@ def _is_regular_file(path: str) -> bool:
         return True  # let the reader say what is wrong with it
 
 
+def _is_stdout(path: str) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
 def run_encode(args: argparse.Namespace) -> int:
     from . import encoder
 
@@ -496,7 +503,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "bytes": stats.bytes,
         "seconds": round(stats.seconds, 3),
     }
-    report_to = sys.stderr if args.output == "-" else sys.stdout  # stdout may be the GIF itself
+    report_to = sys.stderr if args.output == "-" or _is_stdout(args.output) else sys.stdout  # stdout is the GIF
     if args.json:
         print(json.dumps(summary), file=report_to)
     else:
