@@ -261,6 +261,25 @@ def test_tuned_writer_writes_gif_through_a_link_to_a_file_without_gif_suffix(tmp
     assert sorted(os.listdir(tmp_path)) == ["link.gif", "target.dat"]
 
 
+def test_tuned_writer_writes_into_a_fifo(tmp_path):
+    """convert writes a regular partial file in the temp dir; the commit copies it into the FIFO's reader."""
+    fifo = tmp_path / "out.gif"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    try:
+        save_tuned(fifo, frames=3)
+    finally:
+        if reader.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode):
+            with open(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+                pass
+        reader.join(10)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced by a regular file"
+    assert got and got[0].startswith(b"GIF89a")
+    assert os.listdir(tmp_path) == ["out.gif"]
+
+
 # --- item 6: the policy's path rules hold for the final target ---------------------------------------------------
 
 
