@@ -147,10 +147,6 @@ def start_save(tmp_path, writer):
     )
 
 
-def policy_dirs_of(pid):
-    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(f"magicktune-policy-{pid}-")]
-
-
 @pytest.mark.parametrize("writer", ["magicktune", "imagemagick_tuned"])
 def test_sigterm_to_a_save_cleans_up_and_ends_by_sigterm(tmp_path, writer):
     process = start_save(tmp_path, writer)
@@ -158,14 +154,15 @@ def test_sigterm_to_a_save_cleans_up_and_ends_by_sigterm(tmp_path, writer):
         wait_for(lambda: partials(tmp_path), what="the partial file")
     else:
         convert = wait_for(lambda: convert_of(process), what="convert")
-        wait_for(lambda: policy_dirs_of(process.pid), what="the policy directory")
+        policy_dir = convert.environ()["MAGICK_CONFIGURE_PATH"].split(os.pathsep)[0]  # the save's override
+        assert os.path.isdir(policy_dir)
     time.sleep(0.5)
     process.terminate()
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGTERM  # cleaned up, then ended as the signal asked
     if writer == "imagemagick_tuned":
         convert.wait(timeout=30)
-        assert policy_dirs_of(process.pid) == []
+        assert not os.path.exists(policy_dir)
     assert os.listdir(tmp_path) == []
 
 
