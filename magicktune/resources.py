@@ -141,9 +141,12 @@ def apply_resources(
         environ,
     )
     try:
-        _remove_stale_policy_dirs()
         if route.needs_policy:
-            applied.policy_dir = Path(tempfile.mkdtemp(prefix=f"{_POLICY_DIR_PREFIX}{os.getpid()}-"))
+            parent, note = environment.configurable_temp_dir()
+            _remove_stale_policy_dirs(parent)
+            if note:
+                warnings.warn(note, LimitsWarning, stacklevel=_caller_level())
+            applied.policy_dir = Path(tempfile.mkdtemp(prefix=f"{_POLICY_DIR_PREFIX}{os.getpid()}-", dir=parent))
             policy.write(applied.policy_dir, route.policy_text(), private=True)
         _in_force.enter(applied, route.variables)
         if verify:
@@ -244,9 +247,10 @@ _POLICY_DIR_PREFIX = "magicktune-policy-"
 _STALE_POLICY_DIR = 60
 
 
-def _remove_stale_policy_dirs() -> None:
-    """Remove policy directories that a killed magicktune left in the temp dir: ours, old, their process gone."""
-    root = tempfile.gettempdir()
+def _remove_stale_policy_dirs(root: str | None = None) -> None:
+    """Remove policy directories that a killed magicktune left in `root` (the temp dir): ours, old, their process
+    gone."""
+    root = root or tempfile.gettempdir()
     pattern = re.compile(rf"^{_POLICY_DIR_PREFIX}(\d+)-[A-Za-z0-9_]+$")
     try:
         entries = os.listdir(root)

@@ -135,16 +135,32 @@ ani.save("out.gif", writer=sys.argv[1], fps=10)
 """
 
 
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_what_a_test_started():
+    """A test that fails half-way must not leave its 100,000-frame save running."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
 def start_save(tmp_path, writer):
     script = tmp_path.parent / f"{tmp_path.name}-save.py"
     script.write_text(SLOW_SAVE)
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, str(script), writer],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    _started.append(process)
+    return process
 
 
 @pytest.mark.parametrize("writer", ["magicktune", "imagemagick_tuned"])
