@@ -11,14 +11,16 @@ import hashlib
 import json
 import os
 import shlex
+import signal
+import stat
 import sys
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, environment, magick, policy, profile, units
+from . import __version__, environment, magick, policy, profile, signals, units
 from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
-from .errors import MagickTuneError, UsageError
+from .errors import MagickTuneError, Terminated, UsageError
 from .resources import Route
 
 #: The resources `policy generate` takes as options (--memory, --list-length, ...).
@@ -32,7 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.run(args) or 0
+        with signals.terminate_as_interrupt(redeliver=False):  # SIGTERM and SIGHUP clean up as Ctrl-C does
+            return args.run(args) or 0
+    except Terminated as ended:
+        print(f"magicktune: terminated by {signal.Signals(ended.signum).name}", file=sys.stderr)
+        return 128 + ended.signum
     except KeyboardInterrupt:
         print("magicktune: interrupted", file=sys.stderr)
         return 130
@@ -459,6 +465,20 @@ def _shell_comment(text: str) -> str:
     return "# " + "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
 
 
+def _is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # let the reader say what is wrong with it
+
+
+def _is_stdout(path: str) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
 def run_encode(args: argparse.Namespace) -> int:
     from . import encoder
 
@@ -472,7 +492,7 @@ def run_encode(args: argparse.Namespace) -> int:
     if args.dither is not None:
         options["dither"] = args.dither
     total = None
-    if args.source != "-":
+    if args.source != "-" and _is_regular_file(args.source):  # a pipe (<(cmd), /dev/stdin) is streamed uncounted
         total = profile.Job.from_stream(args.source, width, height, 4).frames
     bar = None
     if sys.stderr.isatty() and not args.json:  # no bar in pipelines and logs
@@ -494,7 +514,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "bytes": stats.bytes,
         "seconds": round(stats.seconds, 3),
     }
-    report_to = sys.stderr if args.output == "-" else sys.stdout  # stdout may be the GIF itself
+    report_to = sys.stderr if args.output == "-" or _is_stdout(args.output) else sys.stdout  # stdout is the GIF
     if args.json:
         print(json.dumps(summary), file=report_to)
     else:

@@ -7,6 +7,7 @@ import stat
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,9 +18,9 @@ import numpy as np
 import wand.resource
 from wand.image import Image
 
-from . import options
+from . import options, wandlib
 from .atomic import AtomicOutput
-from .errors import EncodeError, InvalidValue
+from .errors import EncodeError, InvalidValue, PolicyError
 from .frames import STATIC_DETAIL_FOR_TRANSPARENCY, as_rgba, bbox, binarize_alpha, static_detail
 from .gif import (
     DISPOSE_BACKGROUND,
@@ -168,6 +169,30 @@ class _ProcessSettings:
 _process_settings = _ProcessSettings()
 
 
+def check_may_write(given: PathLike, target: str) -> None:
+    """Refuse a target the security policy's path rules deny, as convert would refuse to write it: checked on the
+    name given, its absolute form and the file it resolves to, so no spelling of the path slips past a rule."""
+    names = dict.fromkeys([os.fspath(given), os.path.abspath(os.fspath(given)), target])
+    denied = next((name for name in names if not wandlib.may_write(name)), None)
+    if denied is not None:
+        # /dev/stdout on a pipe is denied by Debian's `@*` rule, as for convert: ImageMagick resolves it to pipe:[N]
+        hint = "; for standard output give -" if os.path.realpath(denied).rsplit("/", 1)[-1].startswith("pipe:") else ""
+        raise PolicyError(
+            f"ImageMagick's security policy does not allow writing {denied} (a path rule in policy.xml; "
+            f"`magicktune policy show` lists them): write the GIF elsewhere, or ask the admin to allow it{hint}"
+        )
+
+
+def _release(pool: ThreadPoolExecutor, output: AtomicOutput | None) -> None:
+    """What an encoder holds, given back once, also when it is dropped without close() or abort()."""
+    try:
+        if output is not None:
+            output.discard()
+        pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        _process_settings.release()
+
+
 def cores() -> int:
     """CPUs this process may run on."""
     try:
@@ -238,8 +263,13 @@ class GifEncoder:
         self._closed = False
         self._output: AtomicOutput | None = None
         output = None if hasattr(path, "write") else AtomicOutput(path)
+        if output is not None:
+            check_may_write(path, output.target)  # type: ignore[arg-type]  # not a stream: a path
         _process_settings.hold(chosen["magick_threads"] or max(1, cores() // self.workers))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+        # Dropped without close() or abort(), the encoder still removes its partial file and restores the switch
+        # interval and Wand's thread limit; close() and abort() run this themselves.
+        self._finalizer = weakref.finalize(self, _release, self._pool, output)
         if output is None:
             self._fp: BinaryIO = path  # type: ignore[assignment]
             return
@@ -334,19 +364,21 @@ class GifEncoder:
         """Stop, drop queued work and remove the temporary file; safe to call twice."""
         if self._closed:
             return
+        if self._output is not None:
+            self._output.discard()  # first: whatever interrupts the rest, the partial file is gone
+            self._output = None
         for item in self._inflight:
             item.future.cancel()
         self._inflight.clear()
         self._pending = self._prev = None
         self._shutdown()
-        if self._output is not None:
-            self._output.discard()
-            self._output = None
 
     def _shutdown(self) -> None:
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        _process_settings.release()
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._finalizer()
 
     def _submit(self, frame: _Pending, next_transparent: bool) -> None:
         prev = self._prev

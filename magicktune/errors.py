@@ -57,3 +57,12 @@ class LimitsWarning(MagickTuneWarning):
 
 class WandStartedWarning(LimitsWarning):
     """Limits set after Wand started ImageMagick in this process reach only ImageMagick processes started later."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, turned into an interrupt while magicktune writes a file so that its cleanup runs (the
+    partial file removed, convert stopped) before the process ends as the signal asked."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

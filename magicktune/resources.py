@@ -13,9 +13,13 @@ every ImageMagick started afterwards, not an in-process Wand that has already lo
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import sys
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -25,7 +29,7 @@ from types import FrameType
 
 import psutil
 
-from . import environment, magick, policy, profile, units
+from . import atomic, environment, magick, policy, profile, units
 from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
 from .errors import InvalidValue, LimitsWarning, WandStartedWarning
 
@@ -137,14 +141,14 @@ def apply_resources(
         environ,
     )
     try:
-        environ.update(route.variables)
         if route.needs_policy:
             parent, note = environment.configurable_temp_dir()
+            _remove_stale_policy_dirs(parent)
             if note:
                 warnings.warn(note, LimitsWarning, stacklevel=_caller_level())
-            applied.policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-", dir=parent))
+            applied.policy_dir = Path(tempfile.mkdtemp(prefix=f"{_POLICY_DIR_PREFIX}{os.getpid()}-", dir=parent))
             policy.write(applied.policy_dir, route.policy_text(), private=True)
-            environ[CONFIGURE_PATH] = prepend_configure_path(applied.policy_dir, environ.get(CONFIGURE_PATH))
+        _in_force.enter(applied, route.variables)
         if verify:
             _warn_if_not_in_force(applied, im)
     except BaseException:  # a warning turned into an error included: nothing is left half-applied
@@ -154,13 +158,120 @@ def apply_resources(
 
 
 def restore(applied: AppliedLimits) -> None:
-    """Put back every variable `apply` changed and remove its policy directory. Safe to call twice."""
+    """Undo `apply`: the variables it set go back to what the applications still in force ask for (or to what they
+    were before any), and its policy directory is removed. Safe to call twice, and in any order: A applied, B
+    applied, A restored, B restored leaves the environment as it was."""
     if applied.restored:
         return
-    _restore_environment(applied.environ, applied.saved)
-    if applied.policy_dir is not None:
-        shutil.rmtree(applied.policy_dir, ignore_errors=True)
-    applied.restored = True
+    try:
+        _in_force.leave(applied)
+    finally:
+        if applied.policy_dir is not None:
+            shutil.rmtree(applied.policy_dir, ignore_errors=True)
+        applied.restored = True
+
+
+class _InForce:
+    """The applications in force on each environment, oldest first, and what their variables were before them.
+
+    limits() and the tuned writer apply and restore from any thread in any order, so each exit recomputes the
+    variables from what is still in force rather than putting back what one application saw when it began:
+    for each variable, the value the newest application still in force sets, else the one from before all of
+    them; MAGICK_CONFIGURE_PATH is the original with each application's directory put in front, in order.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._stacks: dict[int, tuple[MutableMapping[str, str], list[tuple[AppliedLimits, dict[str, str]]]]] = {}
+        self._before: dict[int, dict[str, str | None]] = {}
+
+    def enter(self, applied: AppliedLimits, variables: dict[str, str]) -> None:
+        environ = applied.environ
+        with self._lock:
+            _, stack = self._stacks.setdefault(id(environ), (environ, []))
+            before = self._before.setdefault(id(environ), {})
+            names = [*variables, CONFIGURE_PATH] if applied.policy_dir is not None else list(variables)
+            for name in names:
+                before.setdefault(name, environ.get(name))
+            stack.append((applied, variables))
+            self._recompute(environ, stack, before, names)
+
+    def leave(self, applied: AppliedLimits) -> None:
+        environ = applied.environ
+        with self._lock:
+            if id(environ) not in self._stacks:
+                return
+            _, stack = self._stacks[id(environ)]
+            before = self._before[id(environ)]
+            mine = next((variables for entry, variables in stack if entry is applied), None)
+            if mine is None:
+                return
+            stack[:] = [(entry, variables) for entry, variables in stack if entry is not applied]
+            names = [*mine, CONFIGURE_PATH] if applied.policy_dir is not None else list(mine)
+            self._recompute(environ, stack, before, names)
+            for name in names:  # a variable no application sets any more is back as it was: forget it
+                if name == CONFIGURE_PATH:
+                    if not any(entry.policy_dir is not None for entry, _ in stack):
+                        before.pop(name, None)
+                elif not any(name in variables for _, variables in stack):
+                    before.pop(name, None)
+            if not stack:
+                del self._stacks[id(environ)], self._before[id(environ)]
+
+    @staticmethod
+    def _recompute(
+        environ: MutableMapping[str, str],
+        stack: list[tuple[AppliedLimits, dict[str, str]]],
+        before: dict[str, str | None],
+        names: list[str],
+    ) -> None:
+        values: dict[str, str | None] = {}
+        for name in names:
+            if name == CONFIGURE_PATH:
+                value = before.get(name)
+                for entry, _ in stack:
+                    if entry.policy_dir is not None:
+                        value = prepend_configure_path(entry.policy_dir, value)
+                values[name] = value
+            else:
+                values[name] = next(
+                    (variables[name] for _, variables in reversed(stack) if name in variables), before.get(name)
+                )
+        _restore_environment(environ, values)
+
+
+_in_force = _InForce()
+
+_POLICY_DIR_PREFIX = "magicktune-policy-"
+#: A policy directory whose process is gone is removed once it is this old (seconds): convert reads it at start.
+_STALE_POLICY_DIR = 60
+
+
+def _remove_stale_policy_dirs(root: str | None = None) -> None:
+    """Remove policy directories that a killed magicktune left in `root` (the temp dir): ours, old, their process
+    gone."""
+    root = root or tempfile.gettempdir()
+    pattern = re.compile(rf"^{_POLICY_DIR_PREFIX}(\d+)-[A-Za-z0-9_]+$")
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return
+    for entry in entries:
+        found = pattern.match(entry)
+        if not found or int(found.group(1)) == os.getpid():
+            continue
+        path = os.path.join(root, entry)
+        try:
+            info = os.lstat(path)
+            if (
+                stat.S_ISDIR(info.st_mode)
+                and info.st_uid == os.geteuid()
+                and time.time() - info.st_mtime > _STALE_POLICY_DIR
+                and atomic.process_gone(int(found.group(1)))
+            ):
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 Size = units.Limit | str | None

@@ -9,6 +9,7 @@ from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_ulo
 
 import numpy as np
 import wand.api
+import wand.resource
 from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
 from wand.version import MAGICK_HDRI, MAGICK_VERSION_NUMBER, QUANTUM_DEPTH
 
@@ -341,3 +342,19 @@ class MagickWand:
             return ctypes.string_at(data, length.value)
         finally:
             quick.MagickRelinquishMemory(ctypes.cast(data, ctypes.c_void_p))
+
+
+# --- libMagickCore: the security policy's path rules ---------------------------------------------------
+
+#: PolicyDomain's PathPolicyDomain and PolicyRights' WritePolicyRights (magick/policy.h; the same in IM7).
+PATH_POLICY_DOMAIN = 4
+WRITE_POLICY_RIGHTS = 0x02
+magickcore.IsRightsAuthorized.argtypes = [Enum, Enum, c_char_p]
+magickcore.IsRightsAuthorized.restype = MagickBooleanType
+
+
+def may_write(path: str) -> bool:
+    """Whether the policy ImageMagick loaded in this process lets it write `path` (its path rules, as convert
+    checks its output file); our in-process encoder writes to memory, so ImageMagick itself never asks."""
+    wand.resource.genesis()
+    return bool(magickcore.IsRightsAuthorized(PATH_POLICY_DOMAIN, WRITE_POLICY_RIGHTS, os.fsencode(path)))

@@ -7,20 +7,23 @@ Animation.save's two, the bytes savefig would give.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
+import signal
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 from matplotlib import animation
 from matplotlib.animation import AbstractMovieWriter
 
-from . import options
+from . import options, signals
 from .atomic import AtomicOutput
 from .capture import FrameCapture
-from .encoder import EncodeStats, GifEncoder, cores
-from .errors import ImageMagickFailed, WandStartedWarning
+from .encoder import EncodeStats, GifEncoder, check_may_write, cores
+from .errors import ImageMagickFailed, InvalidValue, WandStartedWarning
 
 if TYPE_CHECKING:
     from .profile import Plan
@@ -60,15 +63,16 @@ class _AbortOnError:
 
     @contextlib.contextmanager
     def saving(self, fig, outfile, dpi, *args, **kwargs) -> Iterator[Any]:
-        self.setup(fig, outfile, dpi, *args, **kwargs)
-        try:
-            assert self._capture is not None, "setup() made no FrameCapture"
-            with self._capture.holding(), mpl.rc_context({"savefig.bbox": None}):
-                yield self
-        except BaseException:
-            self.abort()
-            raise
-        self.finish()
+        with signals.terminate_as_interrupt():  # SIGTERM, SIGHUP: abort as for Ctrl-C, then end as asked
+            self.setup(fig, outfile, dpi, *args, **kwargs)
+            try:
+                assert self._capture is not None, "setup() made no FrameCapture"
+                with self._capture.holding(), mpl.rc_context({"savefig.bbox": None}):
+                    yield self
+            except BaseException:
+                self.abort()
+                raise
+            self.finish()
 
     def _start_progress(self, fig, frames: int | None, wanted: bool) -> None:
         from .progress import Progress, animation_frames
@@ -176,7 +180,7 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
             self._encoder = None
 
 
-def explain_failure(stderr: str, plan: Any) -> str:
+def explain_failure(stderr: str, plan: Any, frame_size: tuple[int, int] | None = None) -> str:
     """Turn convert's stderr into what went wrong and what to do, in terms of this job's plan."""
     from .units import human
 
@@ -185,9 +189,20 @@ def explain_failure(stderr: str, plan: Any) -> str:
     streaming = "or use writer='magicktune', which streams frames in constant memory"
     refusal = next((line for line in lines if "security policy" in line or "not authorized" in line), None)
     if refusal:
+        if "`-'" in refusal:
+            what = "reading frames from a pipe (the policy denies the path '-', as policy-secure and -websafe do)"
+            advice = f"ask the admin, {streaming}"
+        else:
+            what = "what this command does"
+            advice = "ask the admin or write elsewhere"
+        return f"the system policy.xml forbids {what}; magicktune never loosens a security rule: {advice} [{refusal}]"
+    if "width or height exceeds limit" in stderr:
+        size = "the frames" if frame_size is None else "frames of {}x{}".format(*frame_size)
+        limits = plan.current_limits
         return (
-            f"the system policy.xml forbids what this command does (policy-secure and websafe deny the pipe "
-            f"'-'); magicktune never loosens a security rule: ask the admin, {streaming} [{refusal}]"
+            f"{size} are wider or taller than ImageMagick allows (width {human(limits.get('width'), 'pixels')}, "
+            f"height {human(limits.get('height'), 'pixels')}, from policy.xml): make the figure smaller "
+            f"(figsize x dpi), or raise them with magicktune.limits(width=..., height=...) around the save [{last}]"
         )
     if "cache resources exhausted" in stderr or "no images defined" in stderr or "memory allocation failed" in stderr:
         needs = "" if plan.cache.peak_bytes is None else f"; the job needs about {human(plan.cache.peak_bytes)}"
@@ -201,6 +216,26 @@ def explain_failure(stderr: str, plan: Any) -> str:
     return f"convert failed: {last}"
 
 
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A preexec_fn that has the kernel send convert SIGTERM when the thread that started it dies, so a killed
+    save cannot leave convert running on to write a GIF of the frames so far (Linux's PR_SET_PDEATHSIG)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+    except (AttributeError, OSError):
+        prctl = None
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 @animation.writers.register("imagemagick_tuned")
 class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     """matplotlib's pipe-to-convert GIF writer, with convert started under the limits magicktune.profile plans.
@@ -211,6 +246,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
     interrupted save leaves no file. Failures raise ImageMagickFailed, saying which limit or rule was hit
     and what to do.
     """
+
+    _proc: subprocess.Popen[bytes]  # convert, started by _run
 
     def __init__(
         self,
@@ -227,6 +264,8 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         self.plan: Plan | None = None
         self._applied: AppliedLimits | None = None
         self._output: AtomicOutput | None = None
+        self._grabbed = 0
+        self._figure_pixels: tuple[int, int] | None = None
 
     def setup(self, fig, outfile, dpi=None) -> None:
         from .profile import Job, plan
@@ -244,14 +283,37 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", WandStartedWarning)  # the limits are for convert, not this process
             self._applied = apply_resources(job_plan.limits, temporary_path=job_plan.temporary_path, verify=False)
+        self._grabbed = 0
+        self._figure_pixels = (width, height)
         try:
-            self._output = AtomicOutput(outfile)
+            # The partial takes its name from the name given, so `link.gif -> target.dat` is still written as GIF.
+            self._output = AtomicOutput(outfile, name=outfile)
+            check_may_write(outfile, self._output.target)
             super().setup(fig, self._output.partial, dpi)
             self._capture = FrameCapture(fig, self.dpi)
             self._start_progress(fig, self.frames, self.progress)
         except BaseException:
-            self._release()
+            self.abort()
             raise
+
+    def _run(self) -> None:
+        """Start convert as matplotlib does, but tied to this process: it dies with us."""
+        width, height = self.frame_size
+        if width < 1 or height < 1:
+            raise InvalidValue(
+                "the figure is {}x{} pixels, which matplotlib rounds down to {}x{} frames (even sides, for its "
+                "codec {!r}): make it at least 2 pixels on each side".format(
+                    *(self._figure_pixels or self.frame_size), width, height, self.codec
+                )
+            )
+        pipe = subprocess.PIPE
+        self._proc = subprocess.Popen(
+            self._args(),  # type: ignore[attr-defined]  # matplotlib's ImageMagickBase
+            stdin=pipe,
+            stdout=pipe,
+            stderr=pipe,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
 
     def grab_frame(self, **savefig_kwargs) -> None:
         """Pipe the frame to convert: drawn once (FrameCapture), the bytes matplotlib's own grab_frame would write."""
@@ -259,24 +321,31 @@ class ImageMagickTunedWriter(_AbortOnError, animation.ImageMagickWriter):
             if self.frame_format in ("rgba", "raw") and self._capture is not None:
                 _check_grab_kwargs(savefig_kwargs)
                 _keep_size(self.fig, (self._w, self._h))  # type: ignore[attr-defined]  # set by MovieWriter.setup
-                self._proc.stdin.write(self._capture.grab(savefig_kwargs))  # type: ignore[attr-defined]
+                assert self._proc.stdin is not None
+                self._proc.stdin.write(self._capture.grab(savefig_kwargs))
             else:
                 super().grab_frame(**savefig_kwargs)
+            self._grabbed += 1
             if self._progress is not None:
                 self._progress.to(self._progress.bar.n + 1)
         except BrokenPipeError:
-            _, stderr = self._proc.communicate()  # type: ignore[attr-defined]  # matplotlib's convert process
-            raise ImageMagickFailed(explain_failure(stderr.decode(errors="replace"), self.plan)) from None
+            _, stderr = self._proc.communicate()
+            raise ImageMagickFailed(
+                explain_failure(stderr.decode(errors="replace"), self.plan, self.frame_size)
+            ) from None
 
     def finish(self) -> None:
         """Wait for convert; move its GIF into place, or raise ImageMagickFailed and leave nothing."""
+        if self._grabbed == 0:
+            self.abort()
+            raise InvalidValue("the animation gave no frames, and a GIF needs at least one: nothing was written")
         try:
             with self._progress.phase("convert is writing the GIF") if self._progress else contextlib.nullcontext():
                 super().finish()
             assert self._output is not None, "setup() was not called"
             self._output.commit()
         except subprocess.CalledProcessError as error:
-            raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan)) from error
+            raise ImageMagickFailed(explain_failure(error.stderr or "", self.plan, self.frame_size)) from error
         finally:
             self._release()
 

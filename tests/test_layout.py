@@ -11,7 +11,7 @@ PACKAGE = Path(magicktune.__file__).parent
 LAYERS = [
     {"errors"},
     {"environment"},
-    {"units"},
+    {"units", "signals"},
     {"options"},
     {"magick"},
     {"profile"},

@@ -191,7 +191,7 @@ def test_imagemagick_tuned_explains_a_security_refusal(tmp_path, monkeypatch):
     monkeypatch.setenv("MAGICK_CONFIGURE_PATH", str(locked))
     fig, update = scatter_figure()
     writer = animation.writers["imagemagick_tuned"](fps=10, frames=3)
-    with pytest.raises(ImageMagickFailed, match="forbids what this command does.*writer='magicktune'"):
+    with pytest.raises(ImageMagickFailed, match="forbids reading frames from a pipe.*writer='magicktune'"):
         animation.FuncAnimation(fig, update, frames=3).save(tmp_path / "out.gif", writer=writer)
     assert os.environ["MAGICK_CONFIGURE_PATH"] == str(locked)
     assert os.listdir(tmp_path) == ["locked"]
