@@ -57,7 +57,7 @@ cleanup() {
     mounted=()
     # debootstrap mounts /proc and /sys in a root it is building; an interrupted build must not keep them.
     if [ -d "$root.partial" ]; then
-        findmnt -rno TARGET | grep -F "$root.partial/" | sort -r | while read -r m; do umount -l "$m" || true; done
+        findmnt -rno TARGET | grep -F "$root.partial/" | sort -r | while read -r m; do umount -l "$m" || true; done || true
     fi
 }
 trap cleanup EXIT
@@ -70,13 +70,14 @@ bind() {
     mounted+=("$root$1")
 }
 
-if [ ! -e "$root/.magicktune-ready" ]; then
+if [ ! -e "$root/.debootstrap-done" ]; then
     echo "im7: building the trixie root in $root (once; a few minutes)" >&2
     start=$SECONDS
     rm -rf "$root.partial"
     debootstrap --variant=minbase trixie "$root.partial" "$mirror" >"$root.partial.log" 2>&1 \
         || { tail -20 "$root.partial.log" >&2; echo "im7: debootstrap failed (log: $root.partial.log)" >&2; exit 1; }
     cleanup
+    touch "$root.partial/.debootstrap-done"
     rm -rf "$root"
     mv "$root.partial" "$root"
     rm -f "$root.partial.log"
