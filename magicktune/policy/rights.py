@@ -8,9 +8,8 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from ..magick import PolicyRule
+from ..magick import SECURITY_DOMAINS, PolicyRule
 
-SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
 VALUE_DOMAINS = ("cache", "system")
 KNOWN_DOMAINS = ("resource", *VALUE_DOMAINS, *SECURITY_DOMAINS)
 #: The policy resource that names the pixel cache's spill directory (a setting, not a limit).
