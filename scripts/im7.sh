@@ -9,7 +9,10 @@
 # Exits 77 (and says why) where this machine cannot do it: not root, or no debootstrap to be had.
 # MAGICKTUNE_IM7_ROOT moves the root (default /var/cache/magicktune-im7, or $XDG_CACHE_HOME/magicktune-im7
 # for a non-root user, who is then told it needs root); MAGICKTUNE_IM7_MIRROR picks the Debian mirror;
-# MAGICKTUNE_IM7_TEST_TIMEOUT is the per-test limit (seconds) and MAGICKTUNE_IM7_RUN_TIMEOUT the whole-suite one.
+# MAGICKTUNE_IM7_TEST_TIMEOUT is the per-test limit (seconds) and MAGICKTUNE_IM7_RUN_TIMEOUT the whole-suite one;
+# MAGICKTUNE_IM7_POLICY=FILE puts that policy.xml first on MAGICK_CONFIGURE_PATH in the root (trixie's own policy
+# already holds the slow tests' 700 frames, so they skip: `MAGICKTUNE_IM7_POLICY=/etc/ImageMagick-6/policy.xml
+# bash scripts/im7.sh q16hdri -m slow` runs them under Debian 12's).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -145,6 +148,15 @@ if [ "$(cat "$root/opt/venv/.magicktune-stamp" 2>/dev/null)" != "$stamp" ]; then
     echo "im7: venv installed in $((SECONDS - start)) s" >&2
 fi
 
+first_policy=()
+rm -rf "$root/opt/im7-policy"
+if [ -n "${MAGICKTUNE_IM7_POLICY:-}" ]; then
+    mkdir -p "$root/opt/im7-policy"
+    cp "$MAGICKTUNE_IM7_POLICY" "$root/opt/im7-policy/policy.xml"
+    first_policy=(MAGICK_CONFIGURE_PATH=/opt/im7-policy)
+    echo "im7: $MAGICKTUNE_IM7_POLICY first on MAGICK_CONFIGURE_PATH" >&2
+fi
+
 status=0
 for b in "${builds[@]}"; do
     case $b in
@@ -155,7 +167,7 @@ for b in "${builds[@]}"; do
     start=$SECONDS
     set +e
     # -p no:cacheprovider: the tree is a fresh copy each run, a cache would only be noise.
-    in_root env PATH="/opt/im7-$b/bin:/usr/local/bin:/usr/bin:/bin" WAND_MAGICK_LIBRARY_SUFFIX="$suffix" \
+    in_root env PATH="/opt/im7-$b/bin:/usr/local/bin:/usr/bin:/bin" WAND_MAGICK_LIBRARY_SUFFIX="$suffix" "${first_policy[@]}" \
         timeout -k 30 "$run_timeout" sh -c 'cd /src && exec /opt/venv/bin/python -m pytest -q -p no:cacheprovider \
             --timeout='"$test_timeout"' "$@"' pytest "${pytest_args[@]}"
     rc=$?
