@@ -26,7 +26,7 @@ mirror=${MAGICKTUNE_IM7_MIRROR:-http://deb.debian.org/debian}
 test_timeout=${MAGICKTUNE_IM7_TEST_TIMEOUT:-600}
 run_timeout=${MAGICKTUNE_IM7_RUN_TIMEOUT:-2400}
 builds=(q16 q16hdri)
-packages=(python3 python3-venv gcc ca-certificates
+packages=(python3 python3-venv gcc ca-certificates time
           imagemagick-7.q16 libmagickwand-7.q16-dev imagemagick-7.q16hdri libmagickwand-7.q16hdri-dev)
 
 skip() { echo "im7: SKIPPED, $*" >&2; exit 77; }
