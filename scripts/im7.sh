@@ -6,7 +6,8 @@
 #   bash scripts/im7.sh                 # both builds, fast suite
 #   bash scripts/im7.sh q16hdri -m slow # one build, any pytest arguments after the build name
 #
-# Exits 77 (and says why) where this machine cannot do it: not root, or no debootstrap to be had.
+# Exits 77 (and says why) where this machine cannot do it: not root, no debootstrap to be had, or the root, its
+# packages or its venv cannot be installed (no mirror or PyPI reachable).
 # MAGICKTUNE_IM7_ROOT moves the root (default /var/cache/magicktune-im7, or $XDG_CACHE_HOME/magicktune-im7
 # for a non-root user, who is then told it needs root); MAGICKTUNE_IM7_MIRROR picks the Debian mirror;
 # MAGICKTUNE_IM7_TEST_TIMEOUT is the per-test limit (seconds) and MAGICKTUNE_IM7_RUN_TIMEOUT the whole-suite one;
@@ -78,7 +79,7 @@ if [ ! -e "$root/.debootstrap-done" ]; then
     start=$SECONDS
     rm -rf "$root.partial"
     debootstrap --variant=minbase trixie "$root.partial" "$mirror" >"$root.partial.log" 2>&1 \
-        || { tail -20 "$root.partial.log" >&2; echo "im7: debootstrap failed (log: $root.partial.log)" >&2; exit 1; }
+        || { tail -20 "$root.partial.log" >&2; skip "debootstrap could not build the root (log: $root.partial.log)"; }
     cleanup
     touch "$root.partial/.debootstrap-done"
     rm -rf "$root"
@@ -113,7 +114,7 @@ in_root() {
 if [ ! -e "$root/.magicktune-ready" ]; then
     start=$SECONDS
     in_root sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        ${packages[*]} >/dev/null"
+        ${packages[*]} >/dev/null" || skip "the root's packages could not be installed (${packages[*]})"
     touch "$root/.magicktune-ready"
     echo "im7: packages installed in $((SECONDS - start)) s" >&2
 fi
@@ -143,7 +144,8 @@ stamp=$(cat "$repo/pyproject.toml" | sha256sum | cut -c1-16)
 if [ "$(cat "$root/opt/venv/.magicktune-stamp" 2>/dev/null)" != "$stamp" ]; then
     start=$SECONDS
     in_root sh -c 'rm -rf /opt/venv && python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --upgrade pip \
-        && cd /src && /opt/venv/bin/pip install -q -e ".[test]" pytest-timeout'
+        && cd /src && /opt/venv/bin/pip install -q -e ".[test]" pytest-timeout' \
+        || skip "the project could not be installed into the root's venv (PyPI unreachable?)"
     echo "$stamp" >"$root/opt/venv/.magicktune-stamp"
     echo "im7: venv installed in $((SECONDS - start)) s" >&2
 fi
