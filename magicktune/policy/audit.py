@@ -92,7 +92,8 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
         return [
             Finding(
                 "info",
-                f"{where}: ImageMagick checks no rule of this domain (Undefined, or none given), so it matches nothing; IM7's stock policy.xml holds one as a placeholder",
+                f"{where}: ImageMagick checks no rule of this domain (Undefined, or none given), so it matches "
+                f"nothing; IM7's stock policy.xml holds one as a placeholder",
             )
         ]
     if rule.domain not in KNOWN_DOMAINS:
