@@ -102,6 +102,10 @@ for crt in /usr/local/share/ca-certificates/*.crt; do
     [ -e "$crt" ] && cp -L "$crt" "$root/usr/local/share/ca-certificates/"
 done
 
+# The root bound onto itself is a mount point, so `unshare -m --propagation private` works inside it (the tests
+# use it to stand a policy in for the system's).
+mount --bind "$root" "$root"
+mounted+=("$root")
 bind /proc
 bind /dev
 bind /dev/pts
