@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench system venv clean
+.PHONY: demo test test-im7 check bench system venv clean
 
 system:
 	@bash scripts/install-system.sh
@@ -25,6 +25,11 @@ check: venv
 
 test: check
 	$(PY) -m pytest -q
+
+# The fast suite under ImageMagick 7 Q16 and Q16-HDRI, in a Debian trixie chroot cached outside the repo
+# (needs root; builds the root once, a few minutes). Never touches this .venv.
+test-im7:
+	@bash scripts/im7.sh $(IM7_ARGS)
 
 demo: venv
 	$(PY) -m magicktune.demo

@@ -14,8 +14,9 @@ import shlex
 import signal
 import stat
 import sys
+import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, environment, magick, policy, profile, signals, units
@@ -185,6 +186,9 @@ def run_profile(args: argparse.Namespace) -> int:
     effective = policy.show(im)
     machine = profile.Machine.read()
     security = [rule for rule in effective.rules if rule.is_security_rule]
+    wand, mismatch = _wand_build(im)
+    if mismatch:
+        print(f"magicktune: warning: {mismatch}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -197,7 +201,10 @@ def run_profile(args: argparse.Namespace) -> int:
                         "openmp": im.openmp,
                         "convert": list(im.convert),
                         "bytes_per_pixel": im.bytes_per_pixel,
+                        "build": im.build,
                     },
+                    "wand": wand,
+                    "mismatch": mismatch,
                     **effective.to_dict(),
                     "machine": vars(machine),
                 },
@@ -207,6 +214,10 @@ def run_profile(args: argparse.Namespace) -> int:
         return 0
     openmp = ", OpenMP" if im.openmp else ""
     print(f"{im.label}{openmp}, {im.bytes_per_pixel} bytes a pixel in cache: {' '.join(im.convert)}")
+    if "label" in wand:
+        print(f"wand: {wand['label']}, {wand['library']} (writer='magicktune' encodes with it)")
+    else:
+        print(f"wand: not loaded ({wand['error']}); writer='magicktune' needs it")
     print(f"policy files: {', '.join(effective.files) if effective.files else 'none (built-in defaults only)'}")
     print("limits:")
     for setting in effective.resources:
@@ -223,6 +234,17 @@ def run_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wand_build(im: magick.ImageMagick) -> tuple[dict, str | None]:
+    """The libMagickWand Wand loads, for the profile, and how it differs from the `magick` binary (or None)."""
+    try:
+        from . import wandlib
+    except ImportError as error:  # no libMagickWand: the command-line tools still work
+        return {"error": str(error)}, None
+    library, label, major, depth, hdri = wandlib.loaded_build()
+    build = f"Q{depth}{'-HDRI' if hdri else ''}"
+    return {"library": library, "label": label, "major": major, "build": build}, wandlib.mismatch(im)
+
+
 def run_policy_generate(args: argparse.Namespace) -> int:
     if args.list:
         for name in policy.available_presets():
@@ -234,16 +256,23 @@ def run_policy_generate(args: argparse.Namespace) -> int:
         None if args.temporary_path is None else profile.checked_temporary_path(args.temporary_path, "--temporary-path")
     )
     preset = policy.configured_preset(args.preset, resources=_resource_options(args), temporary_path=temp)
+    im = _imagemagick(args)
     text = policy.generate(
-        preset, standalone=args.standalone, keep_system_rules=not args.no_system_rules, imagemagick=_imagemagick(args)
+        preset, standalone=args.standalone, keep_system_rules=not args.no_system_rules, imagemagick=im
     )
+    with tempfile.TemporaryDirectory(
+        prefix="magicktune-generate-", dir=environment.configurable_temp_dir()[0]
+    ) as directory:
+        policy.write(Path(directory) / "policy.xml", text)
+        short = _not_taken_from_policy(preset.resources, im, directory)
     if not args.output:
         sys.stdout.write(text)
-        return 0
-    written = policy.save(_policy_file(args.output, configure_path=not args.standalone), text)
-    print(f"wrote {written}")
-    if not args.standalone:
-        print(f"use it with: {_configure_path_export(written.parent)}")
+    else:
+        written = policy.save(_policy_file(args.output, configure_path=not args.standalone), text)
+        print(f"wrote {written}")
+        if not args.standalone:
+            print(f"use it with: {_configure_path_export(written.parent)}")
+    _say_what_to_export(short, im, " wherever this policy is used")
     return 0
 
 
@@ -329,35 +358,53 @@ def run_apply(args: argparse.Namespace) -> int:
             _policy_file(args.output or _default_policy_dir(text)), text, private=args.output is None
         )
         print(f"wrote {written}\nuse it with: {_configure_path_export(written.parent)}")
-        short = _beyond_builtin_defaults(plan, im, written.parent)
-        if short:
-            print(
-                f"magicktune: note: a policy can only lower ImageMagick's built-in limits, so with this one alone "
-                f"ImageMagick runs with {', '.join(short.values())}: also export "
-                f"{' '.join(short)}, or use --format shell",
-                file=sys.stderr,
-            )
+        _say_what_to_export(_not_taken_from_policy(plan.limits, im, written.parent), im, ", or use --format shell")
     return 0
 
 
-def _beyond_builtin_defaults(plan: profile.Plan, im: magick.ImageMagick, directory: Path) -> dict[str, str]:
-    """The planned limits ImageMagick stays below with only this policy directory, as the variable that raises each
-    and what it gets instead: {"MAGICK_MAP_LIMIT=102644MB": "map 50.6 GB, not 103 GB"}. Threads are left out:
-    ImageMagick clamps them to its OpenMP maximum whatever is asked."""
+def _not_taken_from_policy(
+    wanted: Mapping[str, units.Limit | None], im: magick.ImageMagick, directory: str | os.PathLike
+) -> dict[str, str]:
+    """The limits ImageMagick does not take from the policy in `directory` alone but does with a variable: each as
+    that variable and what ImageMagick runs with instead, {"MAGICK_MAP_LIMIT=102644MB": "map 50.6 GB, not 103 GB"}.
+
+    A policy only lowers the built-in limits (map = 2 x RAM; IM7's thread = cores - 1), and IM7 takes a time limit
+    only from MAGICK_TIME_LIMIT (a policy's time only caps that). A limit the variable cannot reach either (threads
+    above ImageMagick's OpenMP maximum) is left out: nothing would give it.
+    """
     env = environment.without_limit_variables()
     env[CONFIGURE_PATH] = prepend_configure_path(directory, env.get(CONFIGURE_PATH))
     in_force = im.resources(env=env)
+    missing = {
+        name: units.reading(limit)
+        for name, limit in wanted.items()
+        if name in in_force and not units.same_limit(in_force[name], units.reading(limit), units.RESOURCE_KINDS[name])
+    }
+    if not missing:
+        return {}
+    variables = {
+        limit_variable(name): units.to_magick(value, units.RESOURCE_KINDS[name]) for name, value in missing.items()
+    }
+    with_variables = im.resources(env={**env, **variables})
     short: dict[str, str] = {}
-    for name, limit in plan.limits.items():
-        got, wanted, kind = in_force.get(name), units.reading(limit), units.RESOURCE_KINDS[name]
-        if name == "thread" or got is None or wanted is None or got >= wanted:
-            continue
-        if units.same_limit(got, wanted, kind):
-            continue
-        short[f"{limit_variable(name)}={units.to_magick(wanted, kind)}"] = (
-            f"{name} {units.human(got, kind)}, not {units.human(wanted, kind)}"
-        )
+    for name, value in missing.items():
+        kind = units.RESOURCE_KINDS[name]
+        if units.same_limit(with_variables.get(name), value, kind):
+            short[f"{limit_variable(name)}={variables[limit_variable(name)]}"] = (
+                f"{name} {units.human(in_force[name], kind)}, not {units.human(value, kind)}"
+            )
     return short
+
+
+def _say_what_to_export(short: dict[str, str], im: magick.ImageMagick, alternative: str) -> None:
+    """Warn on stderr that a policy alone leaves these limits short, and which exports give them."""
+    if short:
+        print(
+            f"magicktune: note: a policy can only lower {im.label}'s built-in limits"
+            f"{' and IM7 takes time only from MAGICK_TIME_LIMIT' if im.major >= 7 else ''}, so with this one alone "
+            f"ImageMagick runs with {', '.join(short.values())}: also export {' '.join(short)}{alternative}",
+            file=sys.stderr,
+        )
 
 
 def _configure_path_export(directory: Path) -> str:

@@ -27,6 +27,10 @@ INSTALL_HINT = (
     f"or point {environment.IMAGEMAGICK} at a magick or convert binary"
 )
 
+#: Seconds an ImageMagick command may take before we stop it. Listing takes well under a second; a command that
+#: runs longer is stalled (IM7's bare `magick -list` obeys a policy's throttle and sleeps for ever on "-1").
+COMMAND_TIMEOUT = 60.0
+
 _LIST_RESOURCE_NAMES = {
     "width": "width",
     "height": "height",
@@ -40,6 +44,13 @@ _LIST_RESOURCE_NAMES = {
     "throttle": "throttle",
     "time": "time",
 }
+
+
+#: The domains whose rules grant or deny rights. IM7's stock policy.xml also holds `<policy domain="Undefined"
+#: rights="none"/>`, a placeholder with no domain ImageMagick checks and no pattern: it matches nothing.
+SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
+#: The domain of that placeholder, as `-list policy` and our reader name it.
+PLACEHOLDER_DOMAIN = "undefined"
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class PolicyRule:
     @property
     def is_security_rule(self) -> bool:
         """Rules that grant or deny rights (coder, path, delegate, module, filter) rather than set values."""
-        return self.rights is not None
+        return self.rights is not None and self.domain in SECURITY_DOMAINS
 
 
 @dataclass(frozen=True)
@@ -80,8 +91,13 @@ class ImageMagick:
         return 4 * (4 if self.hdri else self.quantum_depth // 8)
 
     @property
+    def build(self) -> str:
+        """The build as ImageMagick names it: Q8, Q16, Q16-HDRI."""
+        return f"Q{self.quantum_depth}{'-HDRI' if self.hdri else ''}"
+
+    @property
     def label(self) -> str:
-        return f"ImageMagick {self.version} Q{self.quantum_depth}{'-HDRI' if self.hdri else ''}"
+        return f"ImageMagick {self.version} {self.build}"
 
     def run(
         self,
@@ -90,13 +106,26 @@ class ImageMagick:
         env: Mapping[str, str] | None = None,
         tool: str = "convert",
         check: bool = True,
+        timeout: float = COMMAND_TIMEOUT,
         **kwargs,
     ) -> subprocess.CompletedProcess:
-        """Run `convert` (or `identify`) with these arguments; raise ImageMagickError with its stderr on failure."""
+        """Run `convert` (or `identify`) with these arguments; raise ImageMagickError with its stderr on failure,
+        or when it is still running after `timeout` seconds (then it is killed)."""
         command = [*(self.identify if tool == "identify" else self.convert), *args]
-        result = subprocess.run(
-            command, env=None if env is None else dict(env), capture_output=True, text=True, **kwargs
-        )
+        try:
+            result = subprocess.run(
+                command,
+                env=None if env is None else dict(env),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                **kwargs,
+            )
+        except subprocess.TimeoutExpired:
+            raise ImageMagickError(
+                f"{' '.join(command)} was still running after {timeout:g} s and was stopped: a policy throttle or "
+                f"time limit may stall it (see `magicktune policy show`)"
+            ) from None
         if check and result.returncode != 0:
             raise ImageMagickError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()}")
         return result
@@ -106,8 +135,12 @@ class ImageMagick:
         return parse_list_resource(self.run(["-list", "resource"], env=env, tool="identify").stdout)
 
     def policy_rules(self, env: Mapping[str, str] | None = None) -> list[PolicyRule]:
-        """Every policy entry ImageMagick loads with this environment, in load order."""
-        return parse_list_policy(self.run(["-list", "policy"], env=env).stdout)
+        """Every policy entry ImageMagick loads with this environment, in load order.
+
+        Listed through `identify`, like the resources: IM7's bare `magick -list` opens a pixel cache, so a policy's
+        throttle, memory or disk limit can stall or fail it; `magick identify -list` never does (IM6 takes either).
+        """
+        return parse_list_policy(self.run(["-list", "policy"], env=env, tool="identify").stdout)
 
 
 def parse_version(text: str) -> dict:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ubyte, c_ulonglong, c_void_p
+from ctypes import POINTER, c_char_p, c_int, c_size_t, c_ssize_t, c_ulonglong, c_void_p
 
 import numpy as np
 import wand.api
 import wand.resource
 from wand.image import COLORSPACE_TYPES, DITHER_METHODS, STORAGE_TYPES, Image
-from wand.version import MAGICK_HDRI, MAGICK_VERSION_NUMBER, QUANTUM_DEPTH
+from wand.version import MAGICK_HDRI, MAGICK_VERSION, MAGICK_VERSION_NUMBER, QUANTUM_DEPTH
 
+from . import magick
 from .errors import EncodeError, InvalidValue
 from .units import human
 
@@ -95,6 +96,28 @@ for _ours, _theirs, _symbol, _file in (
 del _ours, _theirs, _symbol, _file
 
 
+def loaded_build() -> tuple[str, str, int, int, bool]:
+    """The libMagickWand Wand loaded, which `writer="magicktune"` encodes with: (file, label, major, quantum depth,
+    HDRI). It can differ from the `magick` on PATH when several builds are installed (Wand takes the first it finds
+    unless MAGICK_HOME or WAND_MAGICK_LIBRARY_SUFFIX says otherwise)."""
+    facts = magick.parse_version(f"Version: {MAGICK_VERSION}")
+    hdri = bool(MAGICK_HDRI) or facts["hdri"]
+    label = f"ImageMagick {facts['version']} Q{QUANTUM_DEPTH}{'-HDRI' if hdri else ''}"
+    return _WAND_FILE, label, facts["major"], QUANTUM_DEPTH, hdri
+
+
+def mismatch(im: magick.ImageMagick) -> str | None:
+    """What differs between the `magick` binary and the libMagickWand Wand loaded (major, depth, HDRI), or None."""
+    _, label, major, depth, hdri = loaded_build()
+    if (major, depth, hdri) == (im.major, im.quantum_depth, im.hdri):
+        return None
+    return (
+        f"{' '.join(im.convert)} is {im.label} but Wand loaded {label} ({_WAND_FILE}): plans are sized for the "
+        f"binary while writer='magicktune' encodes with the library; pick one build with MAGICKTUNE_IMAGEMAGICK, "
+        f"or WAND_MAGICK_LIBRARY_SUFFIX (e.g. -7.Q16HDRI) or MAGICK_HOME"
+    )
+
+
 # --- prototypes: libMagickWand, releasing the GIL ----------------------------------------------------
 
 magickwand.GetImageFromMagickWand.argtypes = [c_void_p]
@@ -120,7 +143,9 @@ magickwand.MagickExportImagePixels.restype = MagickBooleanType
 magickwand.MagickReadImageBlob.argtypes = [c_void_p, c_void_p, c_size_t]
 magickwand.MagickReadImageBlob.restype = MagickBooleanType
 magickwand.MagickGetImageBlob.argtypes = [c_void_p, POINTER(c_size_t)]
-magickwand.MagickGetImageBlob.restype = POINTER(c_ubyte)
+# A bare address, not POINTER(c_ubyte): casting that back for MagickRelinquishMemory builds a reference cycle per
+# frame, which Python 3.13's later-running collector keeps long enough to fail the constant-memory test.
+magickwand.MagickGetImageBlob.restype = c_void_p
 
 # --- prototypes: libMagickWand, keeping the GIL ------------------------------------------------------
 
@@ -341,7 +366,7 @@ class MagickWand:
         try:
             return ctypes.string_at(data, length.value)
         finally:
-            quick.MagickRelinquishMemory(ctypes.cast(data, ctypes.c_void_p))
+            quick.MagickRelinquishMemory(data)
 
 
 # --- libMagickCore: the security policy's path rules ---------------------------------------------------

@@ -1,5 +1,6 @@
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,34 @@ def test_a_stand_in_printing_bytes_that_are_not_utf8_falls_through_to_the_real_o
     assert found.version == real.version and found.convert[0] != str(fake)
     with pytest.raises(magick.ImageMagickNotFound, match="did not say so"):
         magick.find(fake)
+
+
+def stalling_env(directory):
+    """The environment without MAGICK_* variables and with a policy whose throttle of -1 stalls every pixel cache."""
+    (directory / "policy.xml").write_text(
+        '<policymap><policy domain="resource" name="throttle" value="-1"/></policymap>'
+    )
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("MAGICK_")}
+    return {**clean, environment.CONFIGURE_PATH: str(directory)}
+
+
+def test_listing_opens_no_pixel_cache(im, tmp_path):
+    """IM7's bare `magick -list policy` obeys a throttle and sleeps for ever under this policy (IM6's convert does
+    not); listing through identify works on both."""
+    env = stalling_env(tmp_path)
+    started = time.monotonic()
+    rules = im.policy_rules(env=env)
+    assert im.resources(env=env)["memory"]
+    assert time.monotonic() - started < magick.COMMAND_TIMEOUT
+    assert any(r.name == "throttle" and r.path == str(tmp_path / "policy.xml") for r in rules)
+
+
+def test_a_stalled_command_is_stopped_and_named(im, tmp_path):
+    env = stalling_env(tmp_path)
+    with pytest.raises(magick.ImageMagickError, match=r"still running after 2 s and was stopped.*throttle"):
+        im.run(["-size", "8x8", "xc:red", str(tmp_path / "x.png")], env=env, timeout=2)
+
+
+def test_the_build_is_named_as_imagemagick_names_it(im):
+    assert im.build in ("Q8", "Q16", "Q16-HDRI", "Q32-HDRI")
+    assert f" {im.build} " in im.version_text.splitlines()[0] and im.label.endswith(im.build)

@@ -43,6 +43,14 @@ def test_each_preset_loads_into_imagemagick_with_its_values(im, env, tmp_path, n
     policy.write(tmp_path, text, private=True)
     in_force = im.resources(env=override_env(env, tmp_path))
     for resource, wanted in preset.resources.items():
+        if im.major >= 7 and resource in ("time", "thread"):
+            # IM6 takes both from the policy. IM7 takes time only from MAGICK_TIME_LIMIT (the policy caps it) and
+            # starts with cores-1 threads, which a policy only lowers: `policy generate` names the exports that
+            # give them (test_cli's test_policy_generate_says_what_a_policy_alone_cannot_give...), and with them:
+            variables = {environment.limit_variable(resource): units.to_magick(wanted, units.RESOURCE_KINDS[resource])}
+            exported = im.resources(env={**override_env(env, tmp_path), **variables})
+            assert close(exported[resource], wanted), (resource, exported[resource], wanted)
+            continue
         assert close(in_force[resource], wanted), (resource, in_force[resource], wanted)
     loaded = im.policy_rules(env=override_env(env, tmp_path))
     ours = {(r.domain, r.pattern) for r in loaded if r.path == str(tmp_path / "policy.xml") and r.rights}
@@ -373,3 +381,34 @@ def test_an_unknown_preset_in_the_user_config_names_the_config(tmp_path, monkeyp
     monkeypatch.setenv(environment.CONFIG, str(config))
     with pytest.raises(ValueError, match=f"{config}: preset: no preset named 'gifs'"):
         policy.configured_preset()
+
+
+def test_the_undefined_placeholder_is_no_security_rule_anywhere(im, env, tmp_path):
+    """IM7's stock policy.xml holds `<policy domain="Undefined" rights="none"/>`, which matches nothing: the profile,
+    show and check all treat it so (no rule counted, no "unknown domain" warning)."""
+    path = tmp_path / "policy.xml"
+    path.write_text('<policymap><policy domain="Undefined" rights="none"/></policymap>')
+    listed = [r for r in im.policy_rules(env=override_env(env, tmp_path)) if r.path == str(path)]
+    assert [r.domain for r in listed] == ["undefined"] and not listed[0].is_security_rule
+    shown = policy.show(im, env=override_env(env, tmp_path))
+    assert not [r for r in shown.rules if r.path == str(path)]
+    findings = policy.check(path, im)
+    assert [f.level for f in findings if "undefined" in f.message.lower()] == ["info"]
+    assert not [f for f in findings if f.level != "info"], findings
+
+
+def test_the_system_policy_checks_clean_of_unknown_domains(im, env):
+    files = policy.show(im, env=env).files
+    if not files:
+        pytest.skip("no system policy.xml here")
+    for name in files:
+        assert not [f for f in policy.check(name, im) if "unknown domain" in f.message]
+
+
+def test_show_reports_the_exact_value_a_file_sets(im, env, tmp_path):
+    """IM7 prints limits to 6 significant digits (10^10 bytes as 9.31323GiB); show gives the file's exact value."""
+    policy.write(tmp_path, policy.render({"memory": 10**10, "disk": 10**10 + 12345}))
+    shown = {s.name: s.value for s in policy.show(im, env=override_env(env, tmp_path)).resources}
+    assert (shown["memory"], shown["disk"]) == (10**10, 10**10 + 12345)
+    variable = {s.name: s.value for s in policy.show(im, env={**env, "MAGICK_AREA_LIMIT": "12345678"}).resources}
+    assert variable["area"] == 12345678  # below the area cap of every stock policy (128MP and up)

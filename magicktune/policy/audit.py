@@ -88,6 +88,14 @@ def check(
 def _check_rule(rule: PolicyRule) -> list[Finding]:
     """Static traps in one entry: values ImageMagick reads differently from what a person means, missing parts."""
     where = f"{Path(rule.path).name}: {rule.domain}" + (f" {rule.name}" if rule.name else "")
+    if rule.domain == magick.PLACEHOLDER_DOMAIN:
+        return [
+            Finding(
+                "info",
+                f"{where}: ImageMagick checks no rule of this domain (Undefined, or none given), so it matches "
+                f"nothing; IM7's stock policy.xml holds one as a placeholder",
+            )
+        ]
     if rule.domain not in KNOWN_DOMAINS:
         return [
             Finding(

@@ -77,9 +77,14 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     for name, value in im.resources(env=env).items():
         variable = limit_variable(name)
         cap, kind = caps.get(name), units.RESOURCE_KINDS[name]
+        # IM7 prints limits to 6 significant digits (10^10 as 9.31323GiB): where the value is the cap or the
+        # variable's within that precision, report the exact number the file or variable gives.
         if cap is not None and units.same_limit(value, cap[0], kind):
-            source = cap[1]
+            source, value = cap[1], cap[0]
         elif variable in environ:
+            asked = units.as_imagemagick_reads(environ[variable])
+            if units.same_limit(value, asked, kind) and asked < units.UNLIMITED_AT:
+                value = asked
             source = f"${variable}={environ[variable]}" + (f", below the cap in {cap[1]}" if cap else "")
         elif cap is not None:
             cap_text = units.human(cap[0], kind)

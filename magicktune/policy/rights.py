@@ -11,9 +11,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..magick import PolicyRule
+from ..magick import SECURITY_DOMAINS, PolicyRule
 
-SECURITY_DOMAINS = ("coder", "delegate", "filter", "module", "path")
 VALUE_DOMAINS = ("cache", "system")
 KNOWN_DOMAINS = ("resource", *VALUE_DOMAINS, *SECURITY_DOMAINS)
 #: The policy resource that names the pixel cache's spill directory (a setting, not a limit).
