@@ -18,6 +18,7 @@ LAYERS = [
     {"resources"},
     {"wandlib", "gif"},
     {"palette", "lzw"},
+    {"quantizer"},
     {"frames"},
     {"encoder"},
     {"capture", "progress"},
