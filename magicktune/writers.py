@@ -34,6 +34,8 @@ _OPTIONS = {
     "workers": int,
     "magick_threads": int,
     "treedepth": int,
+    "quality": int,
+    "quantizer": str,
 }
 #: Options of the writer itself rather than of its encoder, also accepted in extra_args.
 _WRITER_OPTIONS = {
