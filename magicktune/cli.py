@@ -15,8 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import platformdirs
-
 from . import __version__, environment, magick, policy, profile, units
 from .environment import CONFIGURE_PATH, limit_variable, prepend_configure_path
 from .errors import MagickTuneError, UsageError
@@ -247,7 +245,7 @@ def run_policy_generate(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(text)
         return 0
-    written = policy.save(_policy_file(args.output), text)
+    written = policy.save(_policy_file(args.output, configure_path=not args.standalone), text)
     print(f"wrote {written}")
     if not args.standalone:
         print(f"use it with: {_configure_path_export(written.parent)}")
@@ -378,24 +376,30 @@ def _job_words(job: profile.Job) -> str:
     return f"{frames} frames of {job.width}x{job.height}{rate}"
 
 
-def _policy_file(path: str | os.PathLike) -> Path:
-    """The absolute policy.xml an --output names: the path itself if it ends in policy.xml, else policy.xml inside it."""
+def _policy_file(path: str | os.PathLike, *, configure_path: bool = True) -> Path:
+    """The absolute policy.xml an --output names: the path itself if it ends in policy.xml, else policy.xml inside it.
+
+    `configure_path`: the directory goes on MAGICK_CONFIGURE_PATH, so it must not hold its separator.
+    """
     path = Path(path).expanduser().absolute()
     if path.name == "policy.xml" and not path.is_dir():
-        return path
-    if path.suffix.lower() == ".xml" and not path.is_dir():
+        target = path
+    elif path.suffix.lower() == ".xml" and not path.is_dir():
         raise UsageError(
             f"--output {str(path)!r}: ImageMagick loads only files named policy.xml: give a directory, "
             f"or a path ending in policy.xml"
         )
-    return path / "policy.xml"
+    else:
+        target = path / "policy.xml"
+    if configure_path:
+        environment.configurable(target.parent, "--output directory")
+    return target
 
 
 def _default_policy_dir(text: str) -> Path:
     """A private dir in the user cache named by the policy's content: it outlives the command (for `eval`), and
     two plans share it only when they write the same policy."""
-    key = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Path(platformdirs.user_cache_dir("magicktune")) / "policy" / key
+    return policy.cache_dir(hashlib.sha256(text.encode()).hexdigest()[:12])
 
 
 def report(plan: profile.Plan) -> str:

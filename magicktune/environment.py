@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
+
+from .errors import InvalidValue
 
 #: Directories ImageMagick searches first for policy.xml (and its other .xml files).
 CONFIGURE_PATH = "MAGICK_CONFIGURE_PATH"
@@ -27,7 +30,37 @@ def limit_variable(resource: str) -> str:
 
 def prepend_configure_path(directory: str | os.PathLike[str], current: str | None) -> str:
     """MAGICK_CONFIGURE_PATH with `directory` searched first, so its resource values win."""
-    return os.pathsep.join(filter(None, [str(directory), current]))
+    return os.pathsep.join(filter(None, [configurable(directory), current]))
+
+
+def configurable(directory: str | os.PathLike[str], what: str = "directory") -> str:
+    """`directory` as an entry of MAGICK_CONFIGURE_PATH; refused when it holds the separator, which would split it.
+
+    ImageMagick splits MAGICK_CONFIGURE_PATH at every os.pathsep, so a policy in `/tmp/a:b` is never found
+    and the limits silently stay as they were.
+    """
+    text = os.fspath(directory)
+    if os.pathsep in text:
+        raise InvalidValue(
+            f"{what} {text!r} contains {os.pathsep!r}, which separates the directories of {CONFIGURE_PATH}, so "
+            f"ImageMagick would never find a policy.xml in it: choose a directory without {os.pathsep!r}"
+        )
+    return text
+
+
+def configurable_temp_dir() -> tuple[str, str | None]:
+    """Where to make a private directory for MAGICK_CONFIGURE_PATH: the temp dir, or another when its path holds
+    os.pathsep (a TMPDIR of `/tmp/a:b`), with a note saying which and why (None when the temp dir is used)."""
+    temp = tempfile.gettempdir()
+    if os.pathsep not in temp:
+        return temp, None
+    for candidate in ("/tmp", "/var/tmp", "/usr/tmp", os.path.expanduser("~")):
+        if os.pathsep not in candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate, (
+                f"the temp dir {temp!r} contains {os.pathsep!r}, which would split {CONFIGURE_PATH}: "
+                f"the private policy directory goes in {candidate} instead"
+            )
+    return configurable(temp, "temp dir"), None
 
 
 def without_limit_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:

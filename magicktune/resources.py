@@ -139,7 +139,10 @@ def apply_resources(
     try:
         environ.update(route.variables)
         if route.needs_policy:
-            applied.policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-"))
+            parent, note = environment.configurable_temp_dir()
+            if note:
+                warnings.warn(note, LimitsWarning, stacklevel=_caller_level())
+            applied.policy_dir = Path(tempfile.mkdtemp(prefix="magicktune-policy-", dir=parent))
             policy.write(applied.policy_dir, route.policy_text(), private=True)
             environ[CONFIGURE_PATH] = prepend_configure_path(applied.policy_dir, environ.get(CONFIGURE_PATH))
         if verify:

@@ -81,9 +81,10 @@ _SECONDS = {
     "day": 86400,
     "days": 86400,
 }
-_NUMBER = r"(?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*"  # "1e3" as ImageMagick's strtod reads it
-_TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)")
-_SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)")
+#: "1e3" as ImageMagick's strtod reads it; ASCII digits only, as strtod takes ("٢" is 0 to ImageMagick).
+_NUMBER = r"(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*"
+_TIME = re.compile(_NUMBER + r"(?P<unit>[a-z]*)", re.ASCII)
+_SIZE = re.compile(_NUMBER + r"(?P<prefix>[kmgtpe])?(?P<binary>i)?(?P<unit>[a-z]*)", re.ASCII)
 _NOUNS = {"bytes": "size", "pixels": "pixel size", "count": "count", "seconds": "time"}
 _WORDS_FOR_UNLIMITED = {"unlimited", "none", "inf", "infinity", "max"}
 
@@ -117,6 +118,16 @@ def parse(value: str | Limit | None, kind: Kind = "bytes", *, whole: int | None 
     text = value.strip().lower()
     if text in _WORDS_FOR_UNLIMITED:
         return None
+    if not text.isascii():
+        raise InvalidValue(
+            f"{_NOUNS[kind]} {value!r} has characters other than ASCII (ImageMagick reads only 0-9, so "
+            f"'١٠GB' is 0 to it): use {_forms(kind)}"
+        )
+    if re.match(r"[+-]?0x", text):
+        raise InvalidValue(
+            f"{_NOUNS[kind]} {value!r} is hexadecimal, which ImageMagick reads but its size suffixes "
+            f"make treacherous ('0x10B' is 267): write it in decimal, e.g. {_forms(kind)}"
+        )
     if text.endswith("%"):
         return _percent(value, text[:-1], kind, whole)
     if kind == "seconds":
@@ -220,20 +231,38 @@ def from_magick(text: str, kind: Kind = "bytes") -> int | None:
 
 
 _SI_EXPONENTS = {"h": 2, "k": 3, "K": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_LEADING_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+#: What ImageMagick 6.9.11's number reader takes, as seen with `identify -list resource` under a policy: decimal
+#: with an exponent, hexadecimal integers ("0x10" is 16; "0x1.8" is 1 and "0x1P4" 1 peta: no fraction or
+#: p-exponent), inf/infinity and nan in any case, ASCII digits only.
+_LEADING_NUMBER = re.compile(
+    r"\s*(?P<sign>[+-]?)(?:0[xX](?P<hex>[0-9a-fA-F]+)|(?P<inf>inf(?:inity)?)|(?P<nan>nan)"
+    r"|(?P<decimal>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))",
+    re.IGNORECASE,
+)
 
 
 def as_imagemagick_reads(text: str) -> int:
     """The number ImageMagick itself makes of a policy or env value (InterpretSiPrefixValue, then %).
 
-    Case-sensitive: "2gb" is 2, "256mb" is 256, "1hour" is 100 (hecto), "unlimited" and "50%" are 0 and 50.
+    Case-sensitive: "2gb" is 2, "256mb" is 256, "1hour" is 100 (hecto), "unlimited" and "50%" are 0 and 50;
+    "inf" is no cap, "nan" and "-inf" 2**63 (no cap for a size, an endless throttle), "0x10" 16, "٢" 0.
     A negative value wraps around to nearly 2**64 (C's cast to unsigned, on x86-64), which is no cap at all:
     memory "-1" runs with all the RAM, and a throttle of "-1" pauses for ever.
     """
     match = _LEADING_NUMBER.match(text)
     if not match:
         return 0
-    value, rest = float(match.group()), text[match.end() :]
+    if match.group("nan"):
+        return 2**63  # C's cast of NaN to an integer on x86-64: throttle prints -9223372036854775808
+    if match.group("hex"):
+        value = float(int(match.group("hex"), 16))
+    elif match.group("inf"):
+        value = math.inf
+    else:
+        value = float(match.group("decimal"))
+    if match.group("sign") == "-":
+        value = -value
+    rest = text[match.end() :]
     exponent = _SI_EXPONENTS.get(rest[:1], 0)
     if exponent:
         value *= 2 ** (exponent / 0.3) if rest[1:2] == "i" else 10**exponent

@@ -9,11 +9,12 @@ PACKAGE = Path(magicktune.__file__).parent
 
 #: Bottom up. A module may import modules of lower layers only (inside the policy package, its own order).
 LAYERS = [
-    {"errors", "environment"},
+    {"errors"},
+    {"environment"},
     {"units"},
     {"magick"},
     {"profile"},
-    {"atomic"},
+    {"atomic", "safepaths"},
     {"policy"},
     {"resources"},
     {"wandlib", "gif"},

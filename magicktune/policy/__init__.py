@@ -18,6 +18,7 @@ from .effective import EffectivePolicy, ResourceSetting, show, system_policy
 from .presets import (
     Preset,
     available_presets,
+    cache_dir,
     configured_preset,
     load_preset,
     override_dir,
@@ -37,6 +38,7 @@ __all__ = [
     "TEMPORARY_PATH_RESOURCE",
     "Preset",
     "available_presets",
+    "cache_dir",
     "load_preset",
     "override_dir",
     "user_config_path",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -11,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .. import magick, units
+from .. import environment, magick, safepaths, units
 from ..environment import CONFIGURE_PATH, prepend_configure_path, without_limit_variables
-from ..errors import PolicyError, PolicySyntaxError
+from ..errors import InvalidValue, PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 from .effective import system_policy
 from .rights import (
@@ -21,13 +20,13 @@ from .rights import (
     SECURITY_DOMAINS,
     TEMPORARY_PATH_RESOURCE,
     VALUE_DOMAINS,
-    decision,
-    expand_braces,
+    RightsIndex,
+    example,
     from_listing,
     granted_rights,
     weakened,
 )
-from .xml import read
+from .xml import parse
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,15 @@ def check(
     """
     findings: list[Finding] = []
     try:
-        rules = read(path)
+        data = safepaths.read_small_file(path, "policy file")
+    except OSError as error:
+        return [Finding("error", f"cannot read policy file {path}: {error.strerror or error}")]
+    except InvalidValue as error:
+        return [Finding("error", str(error))]
+    try:
+        rules = parse(data, str(path))
     except PolicySyntaxError as error:
-        rules = _listed_by_imagemagick(Path(path), imagemagick) if load else []
+        rules = _listed_by_imagemagick(Path(path), data, imagemagick) if load else []
         if not rules:
             return [Finding("error", f"{error}; ImageMagick did not load any entry from it either")]
         findings.append(
@@ -76,7 +81,8 @@ def check(
         im = imagemagick or magick.find()
     except magick.ImageMagickNotFound as error:
         return findings + [Finding("warning", f"not loaded into ImageMagick: {error}")]
-    return findings + _check_loaded(Path(path), rules, im, standalone)
+    _, note = environment.configurable_temp_dir()
+    return findings + ([Finding("info", note)] if note else []) + _check_loaded(Path(path), data, rules, im, standalone)
 
 
 def _check_rule(rule: PolicyRule) -> list[Finding]:
@@ -139,6 +145,14 @@ def _check_rule(rule: PolicyRule) -> list[Finding]:
             else "no cap at all; write the limit you mean, or leave the resource out"
         )
         return [Finding("error", f"{where}: {rule.value!r} is negative, which ImageMagick wraps around to {effect}")]
+    if rule.name == "throttle" and reads >= units.UNLIMITED_AT:
+        return [
+            Finding(
+                "error",
+                f"{where}: {rule.value!r} is read by ImageMagick as a pause of 2^63 milliseconds or more "
+                f"after every 32 pixel-cache requests: every command stalls; write 0 for no pause",
+            )
+        ]
     if stripped.endswith("%"):
         return [
             Finding(
@@ -175,30 +189,39 @@ def _describe(rule: PolicyRule) -> str:
 
 
 @contextmanager
-def _loaded_first(path: Path, base: Mapping[str, str]) -> Iterator[tuple[dict[str, str], Path]]:
-    """`base` with a copy of `path` first on MAGICK_CONFIGURE_PATH, named policy.xml as ImageMagick requires."""
-    with tempfile.TemporaryDirectory(prefix="magicktune-check-") as directory:
+def _loaded_first(data: bytes, base: Mapping[str, str]) -> Iterator[tuple[dict[str, str], Path]]:
+    """`base` with the checked bytes first on MAGICK_CONFIGURE_PATH, as a policy.xml (the name ImageMagick requires).
+
+    The bytes already read are written, not the file copied again: what is loaded is what was checked.
+    """
+    parent, _ = environment.configurable_temp_dir()
+    with tempfile.TemporaryDirectory(prefix="magicktune-check-", dir=parent) as directory:
         copy = Path(directory) / "policy.xml"
-        shutil.copyfile(path, copy)
+        copy.write_bytes(data)
         yield {**base, CONFIGURE_PATH: prepend_configure_path(directory, base.get(CONFIGURE_PATH))}, copy
 
 
-def _listed_by_imagemagick(path: Path, imagemagick: magick.ImageMagick | None) -> list[PolicyRule]:
+def _listed_by_imagemagick(path: Path, data: bytes, imagemagick: magick.ImageMagick | None) -> list[PolicyRule]:
     """The entries ImageMagick loads from `path`, as `-list policy` shows them; [] when it cannot tell."""
     try:
         im = imagemagick or magick.find()
-        with _loaded_first(path, without_limit_variables()) as (env, copy):
+        with _loaded_first(data, without_limit_variables()) as (env, copy):
             listed = im.policy_rules(env=env)
     except (magick.ImageMagickNotFound, magick.ImageMagickError, OSError):
         return []
     return [_relabelled(from_listing(rule), copy, path) for rule in listed if rule.path == str(copy)]
 
 
-def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool) -> list[Finding]:
-    """Load the file first on MAGICK_CONFIGURE_PATH and compare what ImageMagick reads with the system alone."""
+def _check_loaded(
+    path: Path, data: bytes, rules: list[PolicyRule], im: magick.ImageMagick, standalone: bool
+) -> list[Finding]:
+    """Load the file first on MAGICK_CONFIGURE_PATH and compare what ImageMagick reads with the system alone.
+
+    Linear in the file's rules: each rule's rights are looked up in a RightsIndex, never by rescanning every rule.
+    """
     findings: list[Finding] = []
     base = without_limit_variables()
-    with _loaded_first(path, base) as (env, copy):
+    with _loaded_first(data, base) as (env, copy):
         try:
             in_force = im.resources(env=env)
             loaded_listing = im.policy_rules(env=env)
@@ -254,22 +277,23 @@ def _check_loaded(path: Path, rules: list[PolicyRule], im: magick.ImageMagick, s
             )
         )
     own = [r for r in rules if r.domain in SECURITY_DOMAINS and r.rights is not None]
+    loaded_index = RightsIndex(loaded)
     for rule in own:
-        probe = expand_braces(rule.pattern or "")[0]
-        final = decision(loaded, rule.domain, probe)
+        witness = example(rule.pattern or "")
+        if witness is None:
+            continue
+        final = loaded_index.decision(rule.domain, witness)
         if final != granted_rights(rule.rights):
             findings.append(
                 Finding(
                     "info",
-                    f"{_describe(rule)}: a later system rule decides {probe!r} instead "
+                    f"{_describe(rule)}: a later system rule decides {witness!r} instead "
                     f"(the last match wins), granting {'|'.join(sorted(final)) or 'none'}",
                 )
             )
+    restated = {(r.domain, granted_rights(r.rights), r.pattern) for r in own}
     dropped = [
-        rule
-        for rule in system_rights
-        if (rule.domain, granted_rights(rule.rights), rule.pattern)
-        not in {(r.domain, granted_rights(r.rights), r.pattern) for r in own}
+        rule for rule in system_rights if (rule.domain, granted_rights(rule.rights), rule.pattern) not in restated
     ]
     weakened_by_own = weakened(system_rights, own)
     if standalone:

@@ -98,7 +98,7 @@ def show(imagemagick: magick.ImageMagick | None = None, env: Mapping[str, str] |
     if temp is None and environ.get(environment.TEMPORARY_PATH):
         temp = (environ[environment.TEMPORARY_PATH], f"${environment.TEMPORARY_PATH}")
     security = [rule for rule in rules if rule.domain in SECURITY_DOMAINS and rule.rights is not None]
-    return EffectivePolicy(settings, temp, security, magick.policy_files(listed))
+    return EffectivePolicy(settings, temp, security, _search_order(magick.policy_files(listed), env))
 
 
 def system_policy(

@@ -17,7 +17,7 @@ import platformdirs
 import psutil
 import yaml
 
-from .. import environment, profile, units
+from .. import environment, profile, safepaths, units
 from ..errors import ConfigError
 from ..magick import PolicyRule
 from .rights import SECURITY_DOMAINS, TEMPORARY_PATH_RESOURCE, VALUE_DOMAINS, granted_rights
@@ -48,9 +48,13 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
     """A shipped preset by name, or a YAML file by path; percentages resolve against this machine now."""
     candidate = Path(name_or_path)
     if str(name_or_path).endswith((".yaml", ".yml")) or candidate.parent != Path("."):
-        if not candidate.is_file():
-            raise ConfigError(f"preset file {candidate} does not exist")
-        text, source, name = candidate.read_text(encoding="utf-8"), str(candidate), candidate.stem
+        try:
+            raw = safepaths.read_small_file(candidate, "preset file")
+        except FileNotFoundError:
+            raise ConfigError(f"preset file {candidate} does not exist") from None
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        text, source, name = _decoded(raw, str(candidate)), str(candidate), candidate.stem
     else:
         name = str(name_or_path)
         resource = _preset_dir() / f"{name}.yaml"
@@ -77,6 +81,17 @@ def load_preset(name_or_path: str | os.PathLike, *, temporary_path: str | os.Pat
     )
 
 
+def cache_dir(key: str) -> Path:
+    """A private directory in the user cache for a policy named by `key`: XDG_CACHE_HOME/magicktune/policy/KEY.
+
+    Created 0700; one that is not ours alone (another user made it, or others may write it) is refused, since
+    a directory on MAGICK_CONFIGURE_PATH decides ImageMagick's limits and supplies its delegates.xml.
+    """
+    directory = Path(platformdirs.user_cache_dir("magicktune")) / "policy" / key
+    environment.configurable(directory, "the policy cache directory")
+    return safepaths.private_directory(directory, "policy cache directory", levels=3)
+
+
 def override_dir() -> Path:
     """A per-user directory for an override policy.xml, to put first on MAGICK_CONFIGURE_PATH."""
     return Path(platformdirs.user_config_dir("magicktune")) / "imagemagick"
@@ -94,11 +109,11 @@ def user_defaults(path: str | os.PathLike | None = None) -> dict:
     """The user's defaults ({'preset', 'temporary-path', 'resources'}); empty when there is no file."""
     config = Path(path) if path is not None else user_config_path()
     try:
-        text = config.read_text(encoding="utf-8")
+        text = _decoded(safepaths.read_small_file(config, "magicktune config"), str(config))
     except FileNotFoundError:
         return {}
-    except OSError as error:
-        raise ConfigError(f"cannot read magicktune config {config}: {error}") from None
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     data = _yaml_mapping(text, str(config), empty_ok=True)
     defaults: dict = {}
     if "preset" in data:
@@ -159,11 +174,26 @@ def _preset_dir():
     return importlib.resources.files("magicktune.policies")
 
 
+def _decoded(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {error.start}): save it as UTF-8") from None
+
+
 def _yaml_mapping(text: str, source: str, *, empty_ok: bool = False) -> dict:
+    """The YAML text as a mapping; any error in one line, naming the file, the line and the column."""
     try:
         data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(str(error.problem or error.context or "syntax error").split())
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read (a preset is a few levels deep)") from None
     if data is None and empty_ok:
         return {}
     if not isinstance(data, dict):

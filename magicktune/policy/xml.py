@@ -6,45 +6,64 @@ ImageMagick's policy reader knows no XML escapes, so every value written here is
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeElementTree
 
-from .. import units
+from .. import safepaths, units
 from ..atomic import AtomicOutput
-from ..errors import PolicyError, PolicySyntaxError
+from ..errors import InvalidValue, PolicyError, PolicySyntaxError
 from ..magick import PolicyRule
 
 _FORBIDDEN_IN_VALUES = set("\"<>&'")
+#: Characters XML 1.0 does not allow in a document at all.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def read(path: str | os.PathLike) -> list[PolicyRule]:
     """The `<policy>` entries of one policy.xml, in file order (defused against XML attacks).
 
-    Names are lower-cased: ImageMagick looks them up ignoring case ("Memory" caps memory).
+    Element and attribute names are read ignoring case, as ImageMagick's reader does (it enforces
+    `<POLICY DOMAIN="coder" ...>`); names are lower-cased: ImageMagick looks them up ignoring case ("Memory"
+    caps memory). Only a regular file of at most safepaths.SMALL_FILE_CAP bytes is read.
     """
     try:
-        root = SafeElementTree.parse(path).getroot()
+        data = safepaths.read_small_file(path, "policy file")
+    except OSError as error:
+        raise PolicyError(f"cannot read policy file {path}: {error.strerror or error}") from None
+    except InvalidValue as error:
+        raise PolicyError(str(error)) from None
+    return parse(data, str(path))
+
+
+def parse(data: bytes, path: str) -> list[PolicyRule]:
+    """The `<policy>` entries of policy.xml text read from `path` (see `read`)."""
+    try:
+        root = SafeElementTree.fromstring(data)
     except SafeElementTree.ParseError as error:
         raise PolicySyntaxError(f"{path} is not well-formed XML ({error})") from None
-    except OSError as error:
-        raise PolicyError(f"cannot read policy file {path}: {error}") from None
     except Exception as error:  # defusedxml's refusals (entities, DTD tricks) share no base class
         raise PolicyError(f"refused to read policy file {path}: {error}") from None
-    if root.tag != "policymap":
+    if not isinstance(root.tag, str) or root.tag.lower() != "policymap":
         raise PolicyError(f"{path} is not an ImageMagick policy file: its root element is <{root.tag}>")
-    return [
-        PolicyRule(
-            path=str(path),
-            domain=(element.get("domain") or "undefined").lower(),
-            name=element.get("name", "").lower() or None,
-            value=element.get("value"),
-            rights=element.get("rights"),
-            pattern=element.get("pattern"),
+    rules = []
+    for element in root.iter():
+        if not isinstance(element.tag, str) or element.tag.lower() != "policy":
+            continue
+        attributes = {key.lower(): value for key, value in element.attrib.items()}  # the last spelling wins, as in IM
+        rules.append(
+            PolicyRule(
+                path=path,
+                domain=(attributes.get("domain") or "undefined").lower(),
+                name=attributes.get("name", "").lower() or None,
+                value=attributes.get("value"),
+                rights=attributes.get("rights"),
+                pattern=attributes.get("pattern"),
+            )
         )
-        for element in root.iter("policy")
-    ]
+    return rules
 
 
 def render(
@@ -57,7 +76,7 @@ def render(
     """A policy.xml restating these resource limits (and optional extra rules), in ImageMagick's own syntax."""
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     if comment:
-        lines.append(f"<!-- {checked_value(comment.replace('--', '-'), 'comment')} -->")
+        lines.append(f"<!-- {checked_value(comment, 'comment')} -->")
     lines.append("<policymap>")
     for name, value in resources.items():
         kind = units.RESOURCE_KINDS.get(name)
@@ -86,14 +105,23 @@ def render(
 
 
 def checked_value(value: str, what: str) -> str:
-    """ImageMagick's policy reader knows no XML escapes, so a value must not need any."""
+    """A value as written into policy.xml: ImageMagick's reader knows no XML escapes, so it must need none.
+
+    A comment is made safe instead: `--` (not allowed inside an XML comment), < and > and characters XML 1.0
+    does not allow are replaced, so generated XML is always well-formed.
+    """
+    if what == "comment":
+        safe = _NOT_XML.sub("?", value).replace("<", "(").replace(">", ")")
+        return re.sub(r"-{2,}", "-", safe).rstrip("-")
     bad = _FORBIDDEN_IN_VALUES & set(value)
-    if bad and what != "comment":
+    if bad:
         raise PolicyError(
             f"the {what} {value!r} contains {''.join(sorted(bad))}, which ImageMagick's policy "
             f"reader cannot take: choose a value without quotes, <, > or &"
         )
-    return value.replace("<", "(").replace(">", ")") if what == "comment" else value
+    if _NOT_XML.search(value) or "\n" in value or "\r" in value or "\t" in value:
+        raise PolicyError(f"the {what} {value!r} contains a control character: choose a value without one")
+    return value
 
 
 def write(path: str | os.PathLike, text: str, *, private: bool = False) -> Path:
