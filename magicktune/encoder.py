@@ -411,9 +411,9 @@ class GifEncoder:
             changed = frame.changed  # against the frame before, which is all written
             self._shown = frame.src
         x0, y0, x1, y1 = bbox(changed) if changed.any() else (0, 0, 1, 1)
-        pixels = frame.src[y0:y1, x0:x1].copy()
-        pixels[~changed[y0:y1, x0:x1]] = 0
-        return (x0, y0), pixels
+        # One pass over 32-bit pixels: a mask assignment into the (h, w, 4) crop was a fifth of lines' CPU time.
+        kept = np.where(changed[y0:y1, x0:x1], colours(frame.src)[y0:y1, x0:x1], np.uint32(0))
+        return (x0, y0), kept.view(np.uint8).reshape(y1 - y0, x1 - x0, 4)
 
     def _start(self, first_pixels: np.ndarray) -> None:
         global_table = None
