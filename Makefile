@@ -35,7 +35,7 @@ demo: venv
 	$(PY) -m magicktune.demo
 
 bench: venv
-	@bash scripts/install-system.sh ffmpeg
+	@bash scripts/install-system.sh ffmpeg pngquant gifsicle
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:

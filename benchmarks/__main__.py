@@ -92,14 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.render:
         for path in sorted(args.results_dir.glob("*.json")):
-            print(report.plot(report.load(path), path.with_suffix(".png")))
+            doc = report.load(path)
+            print(report.plot(doc, path.with_suffix(".png")))
+            print(report.fidelity_plot(doc, path.with_name(f"{path.stem}-fidelity.png")))
         print(report.write_results_md(args.results_dir))
         return 0
     if args.summary:
         print(report.summary_md(report.load(args.summary)), end="")
         return 0
     if args.plot:
-        print(report.plot(report.load(args.plot), args.plot.with_suffix(".png")))
+        doc = report.load(args.plot)
+        print(report.plot(doc, args.plot.with_suffix(".png")))
+        print(report.fidelity_plot(doc, args.plot.with_name(f"{args.plot.stem}-fidelity.png")))
         return 0
 
     base = QUICK if args.quick else FULL
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"benchmarks: {plan.mode} run, {plan.sizes}, {len(plan.cases)} cases -> {results}", flush=True)
     doc = run_plan(plan, out_dir=args.out_dir, results_path=results, log=lambda line: print(line, flush=True))
     png = report.plot(doc, results.with_suffix(".png"))
+    report.fidelity_plot(doc, results.with_name(f"{stem}-fidelity.png"))
     md = report.write_results_md(args.results_dir)
     print(f"wrote {results}, {png}, {md}")
     return 0

@@ -16,6 +16,8 @@ from pathlib import Path
 
 E2E = "e2e"
 ENCODE = "encode"
+#: The `quality` settings measured as magicktune's size/fidelity curve (mt_encode is quality 100).
+QUALITY_CURVE = (90, 80, 60)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,23 @@ CASES: dict[str, Case] = {
         ),
         Case("ffmpeg_encode", ENCODE, "ffmpeg with matplotlib's palettegen graph", needs=("ffmpeg",)),
         Case("pillow_encode", ENCODE, "Pillow, as PillowWriter saves (all frames held, then quantized)"),
+        Case(
+            "pngquant_encode",
+            ENCODE,
+            "pngquant per frame (no dither), then gifsicle -O3",
+            needs=("pngquant", "gifsicle"),
+        ),
         Case("mt_encode", ENCODE, "magicktune encode (CLI)", needs=("magicktune.cli",)),
+        *[
+            Case(f"mt_encode_q{q}", ENCODE, f"magicktune encode --quality {q}", needs=("magicktune.cli",))
+            for q in QUALITY_CURVE
+        ],
+        Case(
+            "mt_encode_octree",
+            ENCODE,
+            "magicktune encode --quantizer imagemagick (ImageMagick's octree, as before)",
+            needs=("magicktune.cli",),
+        ),
         Case(
             "mt_encode_stream",
             ENCODE,
@@ -181,11 +199,11 @@ def encode_command(case: Case, raw: Path, size: tuple[int, int], fps: int, out: 
             "-y",
             str(out),
         ], True
-    if case.name == "pillow_encode":
+    if case.name in ("pillow_encode", "pngquant_encode"):
         return [
             sys.executable,
             "-m",
-            "benchmarks.pillow_encode",
+            f"benchmarks.{case.name}",
             str(raw),
             f"{width}x{height}",
             str(fps),
@@ -197,7 +215,10 @@ def encode_command(case: Case, raw: Path, size: tuple[int, int], fps: int, out: 
             "encode_stream(sys.argv[1], sys.argv[2], (int(sys.argv[3]), int(sys.argv[4])), float(sys.argv[5]))"
         )
         return [sys.executable, "-c", code, str(raw), str(out), str(width), str(height), str(fps)], False
-    if case.name == "mt_encode":
+    if case.name.startswith("mt_encode"):
+        extra = {"mt_encode": [], "mt_encode_octree": ["--quantizer", "imagemagick"]}.get(case.name)
+        if extra is None:
+            extra = ["--quality", case.name.removeprefix("mt_encode_q")]
         return [
             *magicktune_cli(),
             "encode",
@@ -205,6 +226,7 @@ def encode_command(case: Case, raw: Path, size: tuple[int, int], fps: int, out: 
             f"{width}x{height}",
             "--fps",
             str(fps),
+            *extra,
             str(raw),
             str(out),
         ], False

@@ -31,6 +31,10 @@ class Quality:
     frame_mapping: str
     play_s: float
     expected_play_s: float
+    # Flicker: pixels equal in source frames k-1 and k whose decoded GIF pixel changes from k-1 to k, summed over
+    # every frame (None when GIF frames do not match source frames one to one), and the most in one frame.
+    static_changed: int | None = None
+    static_changed_max: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,11 +84,17 @@ def evaluate(gif: Path, raw: Path, size: tuple[int, int], fps: int, stride: int 
             d = k if by_index else min(n_decoded - 1, (k * n_decoded) // n_source)
             wanted.setdefault(d, []).append(k)
         scores: list[float] = []
+        flicker: list[int] = []
+        previous: np.ndarray | None = None
         for d, frame in enumerate(ImageSequence.Iterator(image)):
             durations.append(int(frame.info.get("duration", 0)))
+            rgb = np.asarray(frame.convert("RGB")) if (d in wanted or by_index) else None
             if d in wanted:
-                rgb = np.asarray(frame.convert("RGB"))
                 scores.extend(psnr(on_white(source[k]), rgb) for k in wanted[d])
+            if by_index and rgb is not None:
+                if previous is not None:
+                    flicker.append(static_changes(source[d - 1], source[d], previous, rgb))
+                previous = rgb
     return Quality(
         psnr_mean=float(np.mean(scores)) if scores else None,
         psnr_min=float(np.min(scores)) if scores else None,
@@ -94,4 +104,13 @@ def evaluate(gif: Path, raw: Path, size: tuple[int, int], fps: int, stride: int 
         frame_mapping="index" if by_index else "time-proportional",
         play_s=sum(durations) / 1000.0,
         expected_play_s=n_source / fps,
+        static_changed=int(sum(flicker)) if by_index else None,
+        static_changed_max=max(flicker, default=0) if by_index else None,
     )
+
+
+def static_changes(src_before: np.ndarray, src_now: np.ndarray, gif_before: np.ndarray, gif_now: np.ndarray) -> int:
+    """Pixels the source leaves unchanged from one frame to the next that change in the GIF: flicker."""
+    static = (src_before == src_now).all(axis=2)
+    moved = (gif_before != gif_now).any(axis=2)
+    return int((static & moved).sum())

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cases import CASES, E2E
+from benchmarks.cases import CASES, E2E, QUALITY_CURVE
 from benchmarks.machine import summary
 
 
@@ -36,11 +36,13 @@ def _row(r: dict[str, Any]) -> str:
     if q.get("stride", 1) > 1:
         psnr += f" (every {q['stride']}th)"
     play = "–" if not q else f"{q['play_s']:.2f} / {q['expected_play_s']:.2f}"
+    flicker = "–" if q.get("static_changed") is None else f"{q['static_changed']:,}"
     rss = _num(r.get("peak_rss_mb"), ",.0f") if r.get("status") in ("ok", "failed") else "–"
     cpu = _num(r.get("cpu_s"), ".1f") if r.get("status") in ("ok", "failed") else "–"
     return (
         f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {cpu} | {rss} | "
-        f"{'–' if not size or r['case'] in ('render_only', 'null_savefig') else f'{size / 1e6:.1f}'} | {psnr} | {play} |"
+        f"{'–' if not size or r['case'] in ('render_only', 'null_savefig') else f'{size / 1e6:.2f}'} | {psnr} | "
+        f"{flicker} | {play} |"
     )
 
 
@@ -75,8 +77,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})",
             "",
             "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB "
-            "| GIF MB | PSNR mean / min dB | play s / expected |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| GIF MB | PSNR mean / min dB | static pixels that change | play s / expected |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         order = {name: i for i, name in enumerate(CASES)}
         lines += [_row(r) for r in sorted(rows, key=lambda r: order.get(r["case"], 99))]
@@ -84,7 +86,8 @@ def markdown(doc: dict[str, Any]) -> str:
     lines.append(
         "Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
         "the whole process tree (python + encoder), sampled every 50 ms. PSNR is against matplotlib's own "
-        "RGBA frames composited on white."
+        "RGBA frames composited on white. Static pixels that change: pixels equal in source frames k-1 and k whose "
+        "decoded GIF pixel changes, summed over the frames (flicker)."
     )
     return "\n".join(lines) + "\n"
 
@@ -161,6 +164,8 @@ COLORS = {
     "mt_magicktune_blit": "#6baed6",
     "mt_encode": "#3182bd",
     "mt_encode_stream": "#08519c",
+    "mt_encode_octree": "#9ecae1",
+    "pngquant_encode": "#e6550d",
 }
 
 
@@ -256,6 +261,74 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     return path
 
 
+#: magicktune's quality curve, best first: mt_encode is quality 100.
+CURVE = ("mt_encode", *(f"mt_encode_q{q}" for q in QUALITY_CURVE))
+
+
+def fidelity_plot(doc: dict[str, Any], path: Path) -> Path | None:
+    """GIF size against mean PSNR, one panel per workload at its largest frame count: each anchor a point,
+    magicktune's quality settings a curve. None when no case made a GIF with a PSNR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def measured(r: dict[str, Any]) -> bool:
+        return r.get("status") == "ok" and bool(r.get("output_bytes")) and (r.get("quality") or {}).get("psnr_mean")
+
+    panels = []
+    for workload in doc["workloads"]:
+        rows = [r for r in doc["results"] if r["workload"] == workload and measured(r)]
+        if rows:
+            frames = max(r["frames"] for r in rows)
+            panels.append((workload, frames, [r for r in rows if r["frames"] == frames]))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False, constrained_layout=True)
+    for ax, (workload, frames, rows) in zip(axes[0], panels):
+        by = {r["case"]: r for r in rows}
+        curve = [by[name] for name in CURVE if name in by]
+        if curve:
+            ax.plot(
+                [r["output_bytes"] / 1e6 for r in curve],
+                [r["quality"]["psnr_mean"] for r in curve],
+                "o-",
+                color=COLORS["mt_encode"],
+                linewidth=2,
+                label="magicktune, quality 100" + "".join(f", {q}" for q in QUALITY_CURVE),
+            )
+            for r in curve:
+                q = "100" if r["case"] == "mt_encode" else r["case"].removeprefix("mt_encode_q")
+                ax.annotate(
+                    q,
+                    (r["output_bytes"] / 1e6, r["quality"]["psnr_mean"]),
+                    fontsize=7,
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                )
+        for name, r in by.items():
+            if name in CURVE or name == "mt_encode_stream":
+                continue
+            ax.plot(
+                r["output_bytes"] / 1e6,
+                r["quality"]["psnr_mean"],
+                "s" if name.startswith("mt_") else "D",
+                color=COLORS.get(name, "tab:gray"),
+                linestyle="none",
+                label=name,
+            )
+        ax.set_xlabel("GIF MB")
+        ax.set_ylabel("PSNR mean, dB")
+        ax.set_title(f"{workload}, {frames} frames")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("size against fidelity: anchors as points, magicktune's quality settings as a curve", fontsize=9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_results_md(results_dir: Path) -> Path:
     """Regenerate RESULTS.md beside ``results_dir`` from every results JSON in it: the full run, named runs, quick."""
     md = results_dir.parent / "RESULTS.md"
@@ -278,6 +351,11 @@ def write_results_md(results_dir: Path) -> Path:
             "",
             f"![time and peak memory against frames]({rel.as_posix()})",
             "",
+            *(
+                [f"![size against PSNR]({fidelity.relative_to(md.parent).as_posix()})", ""]
+                if (fidelity := path.with_name(f"{path.stem}-fidelity.png")).exists()
+                else []
+            ),
             summary_md(doc),
             "",
             "### Every figure",

@@ -161,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-optimize", dest="optimize", action="store_false", help="write whole frames instead of only what changed"
     )
     encode.add_argument("--global-palette", action="store_true", help="one palette for all frames")
+    encode.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="0 to 100: lower leaves pixels that changed little as they are, for smaller files (default: the encoder's)",
+    )
+    encode.add_argument(
+        "--quantizer",
+        choices=("magicktune", "imagemagick"),
+        default=None,
+        help="who builds each frame's colour table: magicktune (exact where it can be; default) or ImageMagick's octree",
+    )
     encode.add_argument("--loop", type=int, default=0, help="times to loop, 0 = forever (default)")
     encode.add_argument("--json", action="store_true", help="print the result as JSON")
     encode.set_defaults(run=run_encode)
@@ -536,8 +548,9 @@ def run_encode(args: argparse.Namespace) -> int:
         "global_palette": args.global_palette,
         "loop": args.loop,
     }
-    if args.dither is not None:
-        options["dither"] = args.dither
+    for name in ("dither", "quality", "quantizer"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     total = None
     if args.source != "-" and _is_regular_file(args.source):  # a pipe (<(cmd), /dev/stdin) is streamed uncounted
         total = profile.Job.from_stream(args.source, width, height, 4).frames

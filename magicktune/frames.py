@@ -52,6 +52,34 @@ def static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
     return float(static.sum()) / max(1, int(edges.sum()))
 
 
+#: Quality 100 counts every change; each 5 below it lets a pixel drift one more level (per channel) from what the
+#: GIF shows before it is written again.
+QUALITY_STEP = 5
+#: Below quality 100 a changed pixel rewrites its whole block of BLOCK x BLOCK pixels: whole blocks of
+#: transparency and of colour are what LZW packs well (per pixel, the written pixels scattered like noise over a
+#: drifting imshow and the file barely shrank: field 100 frames 9.45 MB at quality 100, 9.33 MB at 90).
+BLOCK = 8
+
+
+def tolerance_for(quality: int) -> int:
+    """The largest per-channel difference from what the GIF shows that quality `quality` (0-100) leaves unwritten."""
+    if isinstance(quality, bool) or not (isinstance(quality, int) and 0 <= quality <= 100):
+        raise InvalidValue(f"quality must be a whole number from 0 to 100 (100: every change written), got {quality!r}")
+    return (100 - quality) // QUALITY_STEP
+
+
+def changed_pixels(src: np.ndarray, shown: np.ndarray, tolerance: int) -> np.ndarray:
+    """(h, w) mask of the pixels to write: every pixel of each BLOCK x BLOCK block where some pixel of `src` is more
+    than `tolerance` levels from `shown` in some channel."""
+    height, width = src.shape[:2]
+    far = np.abs(src.astype(np.int16) - shown.astype(np.int16)).max(axis=2) > tolerance
+    rows, cols = -(-height // BLOCK), -(-width // BLOCK)
+    padded = np.zeros((rows * BLOCK, cols * BLOCK), bool)
+    padded[:height, :width] = far
+    blocks = padded.reshape(rows, BLOCK, cols, BLOCK).any(axis=(1, 3))
+    return np.repeat(np.repeat(blocks, BLOCK, axis=0), BLOCK, axis=1)[:height, :width]
+
+
 def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the True pixels of a mask that has some."""
     rows = np.flatnonzero(mask.any(axis=1))

@@ -169,6 +169,9 @@ def _optional(read: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 #: The streaming encoder's options (GifEncoder's keywords, writer="magicktune"'s keywords and extra_args), each
 #: with its reader. A new option goes here and is then read the same way by every front end.
+#: Who builds each frame's colour table: magicktune's quantizer (exact where it can be), or ImageMagick's octree.
+QUANTIZERS = ("magicktune", "imagemagick")
+
 ENCODER_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "colors": lambda v: whole(v, "colors", MIN_COLORS, MAX_COLORS),
     "dither": lambda v: choice(v, "dither", DITHERS),
@@ -178,6 +181,8 @@ ENCODER_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "workers": _optional(lambda v: whole(v, "workers", 1)),
     "magick_threads": _optional(lambda v: whole(v, "magick_threads", 1)),
     "treedepth": lambda v: whole(v, "treedepth", 0, MAX_TREEDEPTH),
+    "quality": lambda v: whole(v, "quality", 0, 100),
+    "quantizer": lambda v: choice(v, "quantizer", QUANTIZERS),
 }
 #: Options of writer="magicktune" itself rather than of its encoder.
 WRITER_OPTIONS: dict[str, Callable[[Any], Any]] = {

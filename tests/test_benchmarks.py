@@ -29,6 +29,9 @@ SMOKE_CASES = [
     "convert_stock",
     "convert_policy",
     "mt_encode",
+    "mt_encode_q60",
+    "mt_encode_octree",
+    "pngquant_encode",
 ]
 
 
@@ -89,6 +92,13 @@ def test_measured_figures_are_sane(smoke: tuple[dict, Path]) -> None:
     for r in doc["results"]:
         if r["case"].startswith("mt_") and r["status"] == "unavailable":
             assert "magicktune" in r["error"]
+    ours = by[(5, "mt_encode")]
+    assert ours["status"] == "ok" and ours["quality"]["static_changed"] == 0, ours
+    assert by[(5, "mt_encode_q60")]["status"] == by[(5, "mt_encode_octree")]["status"] == "ok"
+    pngquant = by[(5, "pngquant_encode")]
+    assert pngquant["status"] in {"ok", "unavailable"}, pngquant  # make bench installs pngquant and gifsicle
+    if pngquant["status"] == "ok":
+        assert pngquant["quality"]["frames_decoded"] == 5 and pngquant["quality"]["psnr_min"] > 20
 
 
 def test_scratch_is_cleaned_and_reports_render(smoke: tuple[dict, Path]) -> None:
@@ -104,6 +114,21 @@ def test_cli_table_flag(smoke: tuple[dict, Path], capsys: pytest.CaptureFixture[
     _, root = smoke
     assert main(["--table", str(root / "results" / "smoke.json")]) == 0
     assert "| case |" in capsys.readouterr().out
+
+
+def test_flicker_counts_static_source_pixels_that_change_in_the_gif(tmp_path: Path) -> None:
+    frames = np.zeros((3, 4, 6, 4), np.uint8)
+    frames[..., 3] = 255
+    frames[2, 0, 0, :3] = 255  # one pixel changes in the source, at frame 2
+    raw = tmp_path / "src.rgba"
+    raw.write_bytes(frames.tobytes())
+    shown = frames[..., :3].copy()
+    shown[1, 3, :2] = 10  # the GIF changes two pixels the source keeps, at frame 1 (and back at frame 2)
+    gif = tmp_path / "out.gif"
+    images = [Image.fromarray(f) for f in shown]
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=50, loop=0, optimize=False)
+    q = evaluate(gif, raw, (6, 4), fps=20)
+    assert q.static_changed == 4 and q.static_changed_max == 2
 
 
 def test_psnr_of_a_lossless_gif_is_capped(tmp_path: Path) -> None:

@@ -370,6 +370,22 @@ def test_encode_a_raw_stream(tmp_path):
     assert sum(durations) == 200  # 6 frames at 30 fps: 3,3,4,3,3,4 cs
 
 
+@pytest.mark.parametrize("option", [["--quality", "60"], ["--quantizer", "imagemagick"]])
+def test_encode_takes_quality_and_quantizer(tmp_path, option):
+    import numpy as np
+
+    frames = np.zeros((4, 20, 30, 4), np.uint8)
+    frames[..., 3] = 255
+    for i in range(4):
+        frames[i, :, i * 5 : (i + 1) * 5, 1] = 200
+    source = tmp_path / "frames.rgba"
+    source.write_bytes(frames.tobytes())
+    output = tmp_path / "out.gif"
+    result = run("encode", "--size", "30x20", "--fps", "30", *option, str(source), str(output), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 4 and output.read_bytes().startswith(b"GIF89a")
+
+
 def test_encode_from_stdin(tmp_path):
     frame = bytes([0, 0, 255, 255]) * (8 * 8)
     output = tmp_path / "out.gif"
@@ -393,7 +409,12 @@ def test_encode_a_truncated_stream_leaves_nothing(tmp_path):
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [(["--loop", "-1"], "loop must be"), (["--fps", "inf"], "fps must be"), (["--colors", "1"], "colors must be")],
+    [
+        (["--loop", "-1"], "loop must be"),
+        (["--fps", "inf"], "fps must be"),
+        (["--colors", "1"], "colors must be"),
+        (["--quality", "101"], "quality must be"),
+    ],
 )
 def test_encode_refuses_bad_options_in_one_line(tmp_path, option, message):
     source = tmp_path / "frames.rgba"

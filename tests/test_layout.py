@@ -20,6 +20,7 @@ LAYERS = [
     {"resources"},
     {"wandlib", "gif"},
     {"palette", "lzw"},
+    {"quantizer"},
     {"frames"},
     {"encoder"},
     {"capture", "progress"},

@@ -1,0 +1,150 @@
+"""magicktune's quantizer and what the encoder does with it: exact where it can be, no flicker, one quality knob."""
+
+import numpy as np
+import pytest
+from helpers import decode, psnr
+
+from magicktune.encoder import GifEncoder
+from magicktune.errors import InvalidValue
+from magicktune.palette import map_colours
+from magicktune.quantizer import WARD_UP_TO, quantize_frame
+from magicktune.writers import parse_extra_args
+
+W, H = 96, 64
+
+
+def encode(path, frames, fps=30, **options):
+    with GifEncoder(path, (frames[0].shape[1], frames[0].shape[0]), fps, **options) as encoder:
+        for frame in frames:
+            encoder.add_frame(frame)
+    return encoder.stats
+
+
+def rgba(rgb):
+    out = np.empty((*rgb.shape[:2], 4), np.uint8)
+    out[..., :3] = rgb
+    out[..., 3] = 255
+    return out
+
+
+def palette_frames(count, colours=250, seed=1):
+    """Frames of `colours` distinct colours close together (an octree merges them), a block moving on each."""
+    rng = np.random.default_rng(seed)
+    table = rng.integers(100, 140, (colours, 3), dtype=np.uint8)
+    table[:, 0] = np.arange(colours) % 256  # distinct, and spread over one channel only
+    base = table[rng.integers(0, colours, (H, W))]
+    frames = []
+    for k in range(count):
+        frame = base.copy()
+        frame[5:25, 4 * k : 4 * k + 20] = table[(np.arange(20) * 7 + k) % colours][None, :]
+        frames.append(rgba(frame))
+    return frames
+
+
+def smooth_frames(count, levels=200):
+    """A smooth field drifting through a colour map of `levels` neighbouring colours, as an imshow: most pixels
+    change a little every frame."""
+    y, x = np.mgrid[0:H, 0:W] / np.array([H, W])[:, None, None]
+    ramp = np.linspace(0, 1, levels)[:, None]
+    colour_map = (np.hstack([40 + 200 * ramp, 220 - 150 * ramp, 90 + 60 * np.sin(3 * ramp)])).astype(np.uint8)
+    frames = []
+    for k in range(count):
+        t = k / 15
+        value = 0.5 + 0.25 * np.sin(6 * x + t) * np.cos(4 * y) + 0.25 * np.sin(5 * y - t)
+        frames.append(rgba(colour_map[np.clip((value * levels).astype(int), 0, levels - 1)]))
+    return frames
+
+
+def test_a_table_of_few_colours_is_the_frames_own():
+    frame = palette_frames(1)[0]
+    table, indexes = quantize_frame(frame, 256)
+    assert len(table) == len(np.unique(frame.view("<u4")))
+    assert np.array_equal(table.view(np.uint8).reshape(-1, 4)[indexes], frame)
+
+
+def test_frames_with_at_most_256_colours_decode_to_their_source_pixels(tmp_path):
+    source = palette_frames(12)
+    out = tmp_path / "out.gif"
+    encode(out, source)
+    frames, _, _ = decode(out)
+    assert len(frames) == len(source)
+    for got, want in zip(frames, source):
+        assert np.array_equal(got, want)
+
+
+def test_transparent_pixels_take_one_entry_and_the_rest_stay_exact():
+    frame = palette_frames(1, colours=255)[0]
+    frame[:8, :8] = 0
+    table, indexes = quantize_frame(frame, 256)
+    assert table[0] == 0 and len(table) == 256
+    assert np.all(indexes[:8, :8] == 0)
+    shown = table.view(np.uint8).reshape(-1, 4)[indexes]
+    assert np.array_equal(shown[8:], frame[8:])
+
+
+def test_a_wholly_transparent_crop_is_one_transparent_entry():
+    table, indexes = quantize_frame(np.zeros((3, 5, 4), np.uint8), 256)
+    assert list(table) == [0] and indexes.shape == (3, 5) and not indexes.any()
+
+
+@pytest.mark.parametrize("distinct", [1000, 6000])  # Ward's merge below WARD_UP_TO colours, the octree above
+def test_many_colours_fill_the_table_and_beat_imagemagicks_octree(distinct):
+    rng = np.random.default_rng(distinct)
+    centres = rng.integers(0, 256, (40, 3))
+    table_of = np.clip(centres[rng.integers(0, 40, distinct)] + rng.normal(0, 12, (distinct, 3)), 0, 255)
+    frame = rgba(table_of.astype(np.uint8)[rng.integers(0, distinct, (200, 150))])
+    assert (len(np.unique(frame.view("<u4"))) <= WARD_UP_TO) == (distinct < WARD_UP_TO)
+    table, indexes = quantize_frame(frame, 256)
+    assert 240 <= len(table) <= 256
+    ours = psnr(table.view(np.uint8).reshape(-1, 4)[indexes], frame)
+    octree_table, octree_indexes = map_colours(frame, 256, 5)
+    theirs = psnr(octree_table.view(np.uint8).reshape(-1, 4)[octree_indexes], frame)
+    assert ours > theirs
+
+
+def test_static_pixels_never_change_in_the_gif(tmp_path):
+    source = smooth_frames(10, levels=3000)  # well over 256 colours a frame: each frame's table is a new compromise
+    assert len(np.unique(source[0].view("<u4"))) > 300
+    static = np.zeros((H, W), bool)  # a block in the middle stops after frame 0; around it the field drifts on
+    static[H // 4 : 3 * H // 4, W // 3 : 2 * W // 3] = True
+    for k in range(1, 10):
+        source[k][static] = source[0][static]
+    out = tmp_path / "out.gif"
+    encode(out, source)
+    frames, _, _ = decode(out)
+    for before, now in zip(frames, frames[1:]):
+        assert np.array_equal(before[static], now[static])
+    assert min(psnr(got, want) for got, want in zip(frames, source)) > 35
+
+
+def test_lower_quality_makes_smaller_files(tmp_path):
+    source = smooth_frames(30)
+    sizes, fidelity = [], []
+    for quality in (100, 90, 80, 60):
+        out = tmp_path / f"q{quality}.gif"
+        stats = encode(out, source, quality=quality)
+        frames, _, _ = decode(out)
+        sizes.append(stats.bytes)
+        fidelity.append(np.mean([psnr(got, want) for got, want in zip(frames, source)]))
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4, sizes
+    assert sizes[-1] < 0.7 * sizes[0], sizes
+    assert fidelity == sorted(fidelity, reverse=True) and fidelity[0] == 99, fidelity  # 100: exact
+
+
+def test_imagemagicks_octree_stays_available(tmp_path):
+    source = palette_frames(4)
+    out = tmp_path / "out.gif"
+    encode(out, source, quantizer="imagemagick")
+    frames, _, _ = decode(out)
+    assert len(frames) == 4 and min(psnr(got, want) for got, want in zip(frames, source)) > 30
+
+
+@pytest.mark.parametrize("options", [{"quality": 101}, {"quality": -1}, {"quality": 2.5}, {"quantizer": "median"}])
+def test_bad_quality_or_quantizer_is_refused(tmp_path, options):
+    with pytest.raises(InvalidValue, match=next(iter(options))):
+        GifEncoder(tmp_path / "out.gif", (W, H), 30, **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quality_and_quantizer_from_extra_args():
+    assert parse_extra_args(["quality=80", "quantizer=imagemagick"]) == {"quality": 80, "quantizer": "imagemagick"}
