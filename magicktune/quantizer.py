@@ -7,8 +7,8 @@ which colours each one stands for; each entry then moves to the weighted mean of
 colour for that assignment, which the octree's own rounding misses), and `passes` weighted k-means steps over
 the distinct colours (not the pixels) refine it further.
 
-Measured on frame 37 (one run on a loaded 2-core machine, `python /tmp/qt2.py`-style script over the benchmark's
-raw streams): seed 6,034 colours, octree depth 5 49.4 dB, depth 6 51.6 dB with the mean step, 52.2 dB after
+Measured on frame 37 (one run on a loaded 2-core machine, by a scratch script over the benchmark's raw streams
+that was not kept: re-measure before relying on these): seed 6,034 colours, octree depth 5 49.4 dB, depth 6 51.6 dB with the mean step, 52.2 dB after
 one k-means pass.
 """
 
@@ -28,10 +28,10 @@ TREEDEPTH = 6
 PASSES = 0
 #: Up to this many distinct colours, merging them greedily by Ward's cost beats the octree by far: frame 37 of
 #: field (565 colours) 59.4 dB against 52.9 dB, of lines (1,524) 62.5 against 59.0, in 25-40 ms; on seed
-#: (6,034) the octree wins, 51.9 dB in 24 ms against 51.9 dB in 320 ms (one loaded run of /tmp/init2.py).
+#: (6,034) the octree wins, 51.9 dB in 24 ms against 51.9 dB in 320 ms (one loaded run of a scratch script, not kept).
 WARD_UP_TO = 2048
 #: Neighbours each cluster looks among for its cheapest merge: 4 against 8 lost 0.1 dB on field and lines
-#: frame 37 and was up to 2x faster on lines (/tmp/init2.py, one loaded run).
+#: frame 37 and was up to 2x faster on lines (one loaded run of a scratch script, not kept).
 NEIGHBOURS = 4
 
 
@@ -169,6 +169,6 @@ def nearest(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Index of the nearest `palette` row (squared RGB distance) for each row of `rgb`, both float32 (n, 3).
 
     A k-d tree over the entries: 8 ms against 16 ms for the (colours x entries) distance matrix, 9,000 colours
-    to 256 entries (one loaded run: `python /tmp/nb.py`, a timeit of both on random colours).
+    to 256 entries (one loaded run: a timeit of both on random colours).
     """
     return cKDTree(palette).query(rgb, workers=1)[1]
