@@ -166,9 +166,13 @@ def _means(rgb: np.ndarray, weights: np.ndarray, assign: np.ndarray) -> np.ndarr
 
 
 def nearest(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest `palette` row (squared RGB distance) for each row of `rgb`, both float32 (n, 3).
+    """Index of the nearest `palette` row (squared RGB distance) for each row of `rgb`, both (n, 3) of whole numbers.
 
-    A k-d tree over the entries: 8 ms against 16 ms for the (colours x entries) distance matrix, 9,000 colours
-    to 256 entries (one loaded run: a timeit of both on random colours).
+    |x - p|^2 / 2 = |x|^2 / 2 - x.p + |p|^2 / 2, with |x|^2 dropped (the same for every entry): one matrix product,
+    exact in float32 for whole-number colours (every term a multiple of 1/2 below 2^18). 0.5 ms for 2,048 random
+    colours to 256 entries against 1.7 for a scipy k-d tree (one loaded run, OPENBLAS_NUM_THREADS=1).
     """
-    return cKDTree(palette).query(rgb, workers=1)[1]
+    entries = palette.astype(np.float32)
+    score = rgb.astype(np.float32) @ entries.T
+    np.subtract(0.5 * (entries * entries).sum(axis=1), score, out=score)
+    return score.argmin(axis=1)
