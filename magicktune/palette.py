@@ -76,18 +76,23 @@ def map_colours(
     with MagickWand() as image:
         image.constitute(runs.view(np.uint8).reshape(height, width, 4), "RGBP" if runs[0] >= OPAQUE else "RGBA")
         del runs  # ImageMagick holds its own copy
-        if palette is None:
-            image.quantize(colors, treedepth)
-        else:
-            with MagickWand() as affinity:
-                affinity.constitute(np.ascontiguousarray(palette), "RGBA")
-                image.remap(affinity)
+        _reduce(image, colors, treedepth, palette)
         mapped = colours(image.export_rgba(height, width)).reshape(-1)[starts]
     mapped = np.where(mapped >= SHOWN_OPAQUE, mapped | OPAQUE, 0).astype("<u4")
     table, lookup = np.unique(mapped, return_inverse=True)
     indexes = np.empty(order.size, np.uint8)
     indexes[order] = np.repeat(lookup.astype(np.uint8), np.diff(starts, append=order.size))
     return table, indexes.reshape(height, width)
+
+
+def _reduce(image: MagickWand, colors: int, treedepth: int, palette: np.ndarray | None) -> None:
+    """ImageMagick's undithered quantization of `image`, or its remap to `palette` (a 1xN RGBA image)."""
+    if palette is None:
+        image.quantize(colors, treedepth)
+    else:
+        with MagickWand() as affinity:
+            affinity.constitute(np.ascontiguousarray(palette), "RGBA")
+            image.remap(affinity)
 
 
 def _map_as_laid_out(
@@ -98,12 +103,7 @@ def _map_as_laid_out(
     frame = np.ascontiguousarray(pixels)
     with MagickWand() as image:
         image.constitute(frame, "RGBP" if colours(frame).min() >= OPAQUE else "RGBA")
-        if palette is None:
-            image.quantize(colors, treedepth)
-        else:
-            with MagickWand() as affinity:
-                affinity.constitute(np.ascontiguousarray(palette), "RGBA")
-                image.remap(affinity)
+        _reduce(image, colors, treedepth, palette)
         mapped = colours(image.export_rgba(height, width)).reshape(-1)
     mapped = np.where(mapped >= SHOWN_OPAQUE, mapped | OPAQUE, 0).astype("<u4")
     table, lookup = np.unique(mapped, return_inverse=True)
