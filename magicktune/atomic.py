@@ -17,6 +17,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from typing import BinaryIO, Union
 
@@ -148,10 +149,24 @@ def remove_stale_partials(path: PathLike, name: PathLike | None = None, older_th
     stem, suffix = os.path.splitext(os.path.basename(os.fspath(name if name is not None else path)))
     pattern = _stale_pattern(stem, suffix)
     removed: list[str] = []
+    for candidate in stale_entries(directory, pattern, stat.S_ISREG, older_than):
+        try:
+            os.unlink(candidate)
+        except OSError:
+            continue
+        removed.append(candidate)
+    return removed
+
+
+def stale_entries(
+    directory: str, pattern: re.Pattern[str], is_kind: Callable[[int], bool], older_than: float
+) -> Iterator[str]:
+    """Entries of `directory` a killed magicktune left: named by `pattern` (group 1 the writer's pid, not ours), of
+    the kind `is_kind` tells from st_mode, owned by us, unchanged for `older_than` seconds, the writer's process gone."""
     try:
         entries = os.listdir(directory)
     except OSError:
-        return removed
+        return
     for entry in entries:
         found = pattern.match(entry)
         if not found or int(found.group(1)) == os.getpid():
@@ -159,17 +174,15 @@ def remove_stale_partials(path: PathLike, name: PathLike | None = None, older_th
         candidate = os.path.join(directory, entry)
         try:
             info = os.lstat(candidate)
-            if (
-                stat.S_ISREG(info.st_mode)
-                and info.st_uid == os.geteuid()
-                and time.time() - info.st_mtime > older_than
-                and process_gone(int(found.group(1)))
-            ):
-                os.unlink(candidate)
-                removed.append(candidate)
         except OSError:
             continue
-    return removed
+        if (
+            is_kind(info.st_mode)
+            and info.st_uid == os.geteuid()
+            and time.time() - info.st_mtime > older_than
+            and process_gone(int(found.group(1)))
+        ):
+            yield candidate
 
 
 class AtomicOutput:

@@ -19,7 +19,6 @@ import stat
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -252,26 +251,8 @@ def _remove_stale_policy_dirs(root: str | None = None) -> None:
     gone."""
     root = root or tempfile.gettempdir()
     pattern = re.compile(rf"^{_POLICY_DIR_PREFIX}(\d+)-[A-Za-z0-9_]+$")
-    try:
-        entries = os.listdir(root)
-    except OSError:
-        return
-    for entry in entries:
-        found = pattern.match(entry)
-        if not found or int(found.group(1)) == os.getpid():
-            continue
-        path = os.path.join(root, entry)
-        try:
-            info = os.lstat(path)
-            if (
-                stat.S_ISDIR(info.st_mode)
-                and info.st_uid == os.geteuid()
-                and time.time() - info.st_mtime > _STALE_POLICY_DIR
-                and atomic.process_gone(int(found.group(1)))
-            ):
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            continue
+    for path in atomic.stale_entries(root, pattern, stat.S_ISDIR, _STALE_POLICY_DIR):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 Size = units.Limit | str | None
