@@ -2,37 +2,42 @@
 
 One sort of the frame's pixels by colour gives its distinct colours and their counts. A frame (or the changed
 pixels of one) with no more distinct colours than the table holds keeps every one of them: lossless, no
-ImageMagick call. Beyond that ImageMagick's octree, at a depth that fills the table, proposes the entries and
-which colours each one stands for; each entry then moves to the weighted mean of its colours (the least-error
-colour for that assignment, which the octree's own rounding misses), and `passes` weighted k-means steps over
-the distinct colours (not the pixels) refine it further.
+ImageMagick call. Up to WARD_UP_TO colours, they merge greedily by Ward's cost (the least squared error each
+merge adds); beyond that ImageMagick's octree first cuts them to COARSE_CLUSTERS clusters, which merge the same
+way. Each entry then moves to the weighted mean of its colours, and `passes` weighted k-means steps over the
+distinct colours (not the pixels) refine it.
 
-Measured on frame 37 (one run on a loaded 2-core machine, by a scratch script over the benchmark's raw streams
-that was not kept: re-measure before relying on these): seed 6,034 colours, octree depth 5 49.4 dB, depth 6 51.6 dB with the mean step, 52.2 dB after
-one k-means pass.
+Every figure here is from `python -m benchmarks.quantizer_frames` (frame 31 of each workload, one run on a
+2-core machine): field 519 colours, Ward 60.5 dB against the octree's 52.8; lines 1,514, 62.6 against 59.8;
+seed 11,399, octree then Ward 50.6 against the octree's 49.8; photo 105,899, 38.2 against 37.6.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from .palette import OPAQUE, SHOWN_OPAQUE, colours
 from .wandlib import MagickWand
 
-#: Octree depth when the frame has more colours than the table: 6 leaves a 256 table nearly full (5 left
-#: 22 of 256 entries empty on seed frame 37 and 178 on field frame 37).
+#: Octree depth for its cut to COARSE_CLUSTERS. Cutting straight to 256, 5 left 22 of 256 entries empty on seed
+#: frame 37 and 178 on field frame 37 (a scratch script, not kept); with Ward after it, see the benchmark.
 TREEDEPTH = 6
-#: Weighted k-means passes after the octree's proposal and the mean step: one pass added 0.3-0.6 dB on seed
-#: frames and cost more than the octree (seed 300 frames, CPU 5.5 s without, 7.4 s with; today's 4.5 s).
-PASSES = 0
-#: Up to this many distinct colours, merging them greedily by Ward's cost beats the octree by far: frame 37 of
-#: field (565 colours) 59.4 dB against 52.9 dB, of lines (1,524) 62.5 against 59.0, in 25-40 ms; on seed
-#: (6,034) the octree wins, 51.9 dB in 24 ms against 51.9 dB in 320 ms (one loaded run of a scratch script, not kept).
+#: Weighted k-means passes after the mean step: one adds 0.6 dB on seed and photo frames, at up to a third more
+#: time (photo 178 ms against 143).
+PASSES = 1
+#: Up to this many distinct colours Ward's merge takes them all: its cost matrix grows as the square of the
+#: colours (a 2,048-colour frame is 16 MB of float32 in ROWS_AT_ONCE slices), the octree's pre-cut does not.
 WARD_UP_TO = 2048
-#: Neighbours each cluster looks among for its cheapest merge: 4 against 8 lost 0.1 dB on field and lines
-#: frame 37 and was up to 2x faster on lines (one loaded run of a scratch script, not kept).
-NEIGHBOURS = 4
+#: Rows of Ward's cost matrix computed at once: small enough to stay in cache, large enough that numpy's per-call
+#: cost stays small. The whole matrix of lines' 1,327 changed colours: 16 rows 10.9 ms, 64 rows 8.0, 256 rows 10.2
+#: (`python -m benchmarks.quantizer_frames`, one run).
+ROWS_AT_ONCE = 64
+#: Above WARD_UP_TO colours the octree first cuts them to this many clusters, which Ward's merge takes to the
+#: table: 0.8 dB above the octree cutting straight to 256 on seed and 0.6 on photo, at about the same time.
+COARSE_CLUSTERS = 512
+#: Colours matched to the table at once by `nearest`: a photograph's 100,000 colours at once would be a 100 MB
+#: score matrix.
+NEAREST_ROWS_AT_ONCE = 4096
 
 
 def quantize_frame(
@@ -85,9 +90,10 @@ def _reduce(
     weights = counts.astype(np.float64)
     if len(distinct) <= WARD_UP_TO:
         assign = ward_merge(rgb, weights, slots)
-        passes = max(passes, 1)
     else:
-        assign = _octree(runs, distinct, counts, slots, treedepth)
+        coarse = _octree(runs, distinct, counts, max(slots, COARSE_CLUSTERS), treedepth)
+        total, sums = _sums(rgb, weights, coarse)
+        assign = ward_merge(sums / total[:, None], total, slots)[coarse]
     palette = _means(rgb, weights, assign)
     for _ in range(passes):
         assign = nearest(rgb, palette)
@@ -123,45 +129,86 @@ def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int) -> np.ndarray:
     """Merge colours greedily by Ward's cost (the squared error a merge adds) until `slots` clusters are left;
     returns each colour's cluster number.
 
-    In rounds: each cluster finds its cheapest merge among its NEIGHBOURS nearest clusters, and the cheapest
-    mutual pairs merge at once, at most half of the merges still needed a round, so it stays close to one
-    merge at a time (the naive sketch in issue 10 took 4.6 s for one frame) in a few dozen rounds.
+    In rounds: the mutual cheapest pairs merge at once, the cheapest first and at most half of the merges still
+    needed a round, so it stays close to one merge at a time (the naive sketch in issue 10 took 4.6 s for one
+    frame) in a dozen rounds. Ward's cost is reducible (a merged cluster costs no less to any other than the
+    cheaper of its parts did), so only the clusters that merged, or whose cheapest partner did, look again.
     """
     centre = rgb.astype(np.float64)
+    centre -= centre.mean(axis=0)  # smaller squares: float32 distances lose less to cancellation
     weight = weights.astype(np.float64)
     label = np.arange(len(rgb))
+    if len(centre) <= slots:
+        return label
+    partner, partner_cost = _cheapest_partners(centre, weight, np.arange(len(centre)))
     while len(centre) > slots:
         n = len(centre)
-        _, near = cKDTree(centre).query(centre, k=min(NEIGHBOURS + 1, n))
-        near = near[:, 1:]
-        cost = weight[:, None] * weight[near] / (weight[:, None] + weight[near])
-        cost *= ((centre[:, None, :] - centre[near]) ** 2).sum(axis=2)
-        best = np.argmin(cost, axis=1)
-        partner = near[np.arange(n), best]
-        partner_cost = cost[np.arange(n), best]
-        first = np.flatnonzero((partner[partner] == np.arange(n)) & (np.arange(n) < partner))
-        if not first.size:
-            first = np.array([int(np.argmin(partner_cost))])
-            partner[first] = near[first, best[first]]
-        first = first[np.argsort(partner_cost[first])[: max(1, (n - slots) // 2)]]
+        ids = np.arange(n)
+        first = np.flatnonzero((partner[partner] == ids) & (ids < partner))
+        first = first[np.argsort(partner_cost[first], kind="stable")[: max(1, (n - slots) // 2)]]
         second = partner[first]
         total = weight[first] + weight[second]
         centre[first] = (centre[first] * weight[first, None] + centre[second] * weight[second, None]) / total[:, None]
         weight[first] = total
+        merged = np.zeros(n, bool)
+        merged[first] = merged[second] = True
+        stale = merged[partner]
         keep = np.ones(n, bool)
         keep[second] = False
-        into = np.arange(n)
+        into = ids
         into[second] = first
-        label = (np.cumsum(keep) - 1)[into[label]]
-        centre, weight = centre[keep], weight[keep]
+        renumbered = np.cumsum(keep) - 1
+        label = renumbered[into[label]]
+        partner = renumbered[into[partner]]
+        centre, weight, partner, partner_cost, stale = (a[keep] for a in (centre, weight, partner, partner_cost, stale))
+        again = np.flatnonzero(stale)
+        if len(centre) > slots and again.size:
+            partner[again], partner_cost[again] = _cheapest_partners(centre, weight, again)
     return label
+
+
+def _cheapest_partners(centre: np.ndarray, weight: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each cluster in `rows`, the other cluster whose merge with it costs least by Ward's measure, and that
+    cost: w_i w_j / (w_i + w_j) |c_i - c_j|^2, over every cluster, ROWS_AT_ONCE rows at a time."""
+    points = centre.astype(np.float32)
+    squares = (points * points).sum(axis=1)
+    weights = weight.astype(np.float32)
+    partner = np.empty(len(rows), np.intp)
+    cost_of = np.empty(len(rows), np.float32)
+    span = min(ROWS_AT_ONCE, len(rows))
+    cost_buffer = np.empty((span, len(points)), np.float32)
+    factor_buffer = np.empty_like(cost_buffer)
+    for start in range(0, len(rows), ROWS_AT_ONCE):
+        chunk = rows[start : start + ROWS_AT_ONCE]
+        within = np.arange(len(chunk))
+        cost, factor = cost_buffer[: len(chunk)], factor_buffer[: len(chunk)]
+        np.matmul(points[chunk], points.T, out=cost)
+        cost *= -2.0
+        cost += squares[chunk, None]
+        cost += squares
+        np.maximum(cost, 0.0, out=cost)
+        np.add(weights[chunk, None], weights, out=factor)
+        np.divide(weights, factor, out=factor)
+        factor *= weights[chunk, None]
+        cost *= factor
+        cost[within, chunk] = np.inf
+        best = cost.argmin(axis=1)
+        partner[start : start + len(chunk)] = best
+        cost_of[start : start + len(chunk)] = cost[within, best]
+    return partner, cost_of
+
+
+def _sums(rgb: np.ndarray, weights: np.ndarray, assign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each cluster's total weight (k,) and weighted sum of colours (k, 3), float64."""
+    k = int(assign.max()) + 1
+    total = np.bincount(assign, weights, k)
+    sums = np.stack([np.bincount(assign, weights * rgb[:, c], k) for c in range(3)], axis=1)
+    return total, sums
 
 
 def _means(rgb: np.ndarray, weights: np.ndarray, assign: np.ndarray) -> np.ndarray:
     """Each entry as the weighted mean of the colours assigned to it, rounded: (entries, 3) float32."""
-    k = int(assign.max()) + 1
-    total = np.bincount(assign, weights, k)
-    sums = np.stack([np.bincount(assign, weights * rgb[:, c], k) for c in range(3)], axis=1)
+    total, sums = _sums(rgb, weights, assign)
     return np.rint(sums / np.maximum(total, 1e-12)[:, None]).clip(0, 255).astype(np.float32)
 
 
@@ -170,9 +217,14 @@ def nearest(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
     |x - p|^2 / 2 = |x|^2 / 2 - x.p + |p|^2 / 2, with |x|^2 dropped (the same for every entry): one matrix product,
     exact in float32 for whole-number colours (every term a multiple of 1/2 below 2^18). 0.5 ms for 2,048 random
-    colours to 256 entries against 1.7 for a scipy k-d tree (one loaded run, OPENBLAS_NUM_THREADS=1).
+    colours to 256 entries against 1.7 for a k-d tree (scipy's; one loaded run, OPENBLAS_NUM_THREADS=1).
     """
     entries = palette.astype(np.float32)
-    score = rgb.astype(np.float32) @ entries.T
-    np.subtract(0.5 * (entries * entries).sum(axis=1), score, out=score)
-    return score.argmin(axis=1)
+    halves = 0.5 * (entries * entries).sum(axis=1)
+    points = rgb.astype(np.float32)
+    found = np.empty(len(points), np.intp)
+    for start in range(0, len(points), NEAREST_ROWS_AT_ONCE):
+        score = points[start : start + NEAREST_ROWS_AT_ONCE] @ entries.T
+        np.subtract(halves, score, out=score)
+        found[start : start + NEAREST_ROWS_AT_ONCE] = score.argmin(axis=1)
+    return found

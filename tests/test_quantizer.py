@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from helpers import decode, psnr
 
+from magicktune import quantizer
 from magicktune.encoder import GifEncoder
 from magicktune.errors import InvalidValue
 from magicktune.palette import map_colours
@@ -87,12 +88,17 @@ def test_a_wholly_transparent_crop_is_one_transparent_entry():
     assert list(table) == [0] and indexes.shape == (3, 5) and not indexes.any()
 
 
-@pytest.mark.parametrize("distinct", [1000, 6000])  # Ward's merge below WARD_UP_TO colours, the octree above
-def test_many_colours_fill_the_table_and_beat_imagemagicks_octree(distinct):
+def many_colours(distinct):
+    """A 200x150 frame of `distinct` colours scattered around 40 centres."""
     rng = np.random.default_rng(distinct)
     centres = rng.integers(0, 256, (40, 3))
     table_of = np.clip(centres[rng.integers(0, 40, distinct)] + rng.normal(0, 12, (distinct, 3)), 0, 255)
-    frame = rgba(table_of.astype(np.uint8)[rng.integers(0, distinct, (200, 150))])
+    return rgba(table_of.astype(np.uint8)[rng.integers(0, distinct, (200, 150))])
+
+
+@pytest.mark.parametrize("distinct", [1000, 6000])  # Ward's merge below WARD_UP_TO colours, the octree above
+def test_many_colours_fill_the_table_and_beat_imagemagicks_octree(distinct):
+    frame = many_colours(distinct)
     assert (len(np.unique(frame.view("<u4"))) <= WARD_UP_TO) == (distinct < WARD_UP_TO)
     table, indexes = quantize_frame(frame, 256)
     assert 240 <= len(table) <= 256
@@ -100,6 +106,28 @@ def test_many_colours_fill_the_table_and_beat_imagemagicks_octree(distinct):
     octree_table, octree_indexes = map_colours(frame, 256, 5)
     theirs = psnr(octree_table.view(np.uint8).reshape(-1, 4)[octree_indexes], frame)
     assert ours > theirs
+
+
+def test_above_ward_up_to_the_octrees_clusters_merge_by_ward_for_a_closer_table(monkeypatch):
+    frame = many_colours(6000)
+    table, indexes = quantize_frame(frame, 256)
+    with_ward = psnr(table.view(np.uint8).reshape(-1, 4)[indexes], frame)
+    monkeypatch.setattr(quantizer, "COARSE_CLUSTERS", 0)  # the octree cuts straight to the table
+    table, indexes = quantize_frame(frame, 256)
+    assert with_ward > psnr(table.view(np.uint8).reshape(-1, 4)[indexes], frame) + 0.2
+
+
+def test_wards_cheapest_partners_are_those_of_the_whole_cost_matrix(monkeypatch):
+    rng = np.random.default_rng(3)
+    centre = rng.uniform(-100, 100, (150, 3))
+    weight = rng.uniform(1, 50, 150)
+    monkeypatch.setattr(quantizer, "ROWS_AT_ONCE", 16)  # several slices, the last one short
+    rows = np.array([0, 5, 149, 17, 80] + list(range(20, 40)))
+    partner, cost = quantizer._cheapest_partners(centre, weight, rows)
+    whole = weight[:, None] * weight / (weight[:, None] + weight) * ((centre[:, None] - centre) ** 2).sum(axis=2)
+    np.fill_diagonal(whole, np.inf)
+    assert np.array_equal(partner, whole[rows].argmin(axis=1))
+    assert np.allclose(cost, whole[rows].min(axis=1), rtol=1e-3)
 
 
 def test_static_pixels_never_change_in_the_gif(tmp_path):
