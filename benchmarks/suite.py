@@ -55,15 +55,17 @@ class Plan:
         return case.max_frames
 
 
-QUICK = Plan("quick", {"seed": [30, 90], "field": [30], "lines": [30]}, timeout_s=300.0, cap_slow=False)
-# The full run (about 80 minutes on a 2-core machine, most of it rendering). On `field` and `lines` the ImageMagick
+QUICK = Plan("quick", {"seed": [30, 90], "field": [30], "lines": [30], "photo": [30]}, timeout_s=300.0, cap_slow=False)
+# The full run (about 80 minutes on a 2-core machine, most of it rendering). On `field`, `lines` and `photo` the ImageMagick
 # variants that only differ from stock when memory runs out (they do not at 300 frames) are left out.
 _SMALL_ONLY: dict[str, int | None] = {
     f"{workload}/{case}": 0
-    for workload in ("field", "lines")
+    for workload in ("field", "lines", "photo")
     for case in ("mpl_imagemagick_env", "mpl_imagemagick_policy", "convert_stock", "convert_env")
 }
-FULL = Plan("full", {"seed": [300, 3000], "field": [300], "lines": [300]}, timeout_s=1800.0, caps=_SMALL_ONLY)
+FULL = Plan(
+    "full", {"seed": [300, 3000], "field": [300], "lines": [300], "photo": [300]}, timeout_s=1800.0, caps=_SMALL_ONLY
+)
 
 
 def _now() -> str:
