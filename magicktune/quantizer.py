@@ -25,15 +25,16 @@ TREEDEPTH = 6
 #: Weighted k-means passes after the mean step: one adds 0.6 dB on seed and photo frames, at up to a third more
 #: time (photo 178 ms against 143).
 PASSES = 1
-#: Up to this many distinct colours Ward's merge takes them all: its cost matrix grows as the square of the
-#: colours (a 2,048-colour frame is 16 MB of float32 in ROWS_AT_ONCE slices), the octree's pre-cut does not.
+#: Up to this many distinct colours Ward's merge takes them all. Its work grows as the square of the colours
+#: (2,048 colours: 4 million costs a pass, in ROWS_AT_ONCE slices); the octree's pre-cut grows as the colours.
 WARD_UP_TO = 2048
 #: Rows of Ward's cost matrix computed at once: small enough to stay in cache, large enough that numpy's per-call
 #: cost stays small. The whole matrix of lines' 1,327 changed colours: 16 rows 10.9 ms, 64 rows 8.0, 256 rows 10.2
 #: (`python -m benchmarks.quantizer_frames`, one run).
 ROWS_AT_ONCE = 64
 #: Above WARD_UP_TO colours the octree first cuts them to this many clusters, which Ward's merge takes to the
-#: table: 0.8 dB above the octree cutting straight to 256 on seed and 0.6 on photo, at about the same time.
+#: table: 0.8 dB above the octree cutting straight to 256 on seed and 0.6 on photo, for up to a third more time
+#: (seed's changed crop 24.9 ms against 18.3).
 COARSE_CLUSTERS = 512
 #: Colours matched to the table at once by `nearest`: a photograph's 100,000 colours at once would be a 100 MB
 #: score matrix.
