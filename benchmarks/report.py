@@ -132,6 +132,46 @@ def compact(doc: dict[str, Any], kind: str = E2E) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The fidelity table's columns: magicktune's default, then each anchor, then magicktune's other settings.
+FIDELITY_CASES = {
+    "mt_encode": "magicktune (default)",
+    "pngquant_encode": "pngquant + gifsicle -O3",
+    "pillow_encode": "Pillow",
+    "ffmpeg_encode": "ffmpeg",
+    "convert_policy": "convert",
+    "mt_encode_octree": "magicktune, octree (before)",
+    "mt_encode_q90": "quality 90",
+    "mt_encode_q80": "quality 80",
+    "mt_encode_q60": "quality 60",
+}
+
+
+def fidelity(doc: dict[str, Any]) -> str:
+    """Encode-only fidelity: one row per workload and size, one cell per case: GIF MB, PSNR mean / min dB and,
+    in brackets, static pixels that change (flicker)."""
+    by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
+    groups = sorted(
+        {(r["workload"], r["frames"]) for r in doc["results"]}, key=lambda g: (list(doc["workloads"]).index(g[0]), g[1])
+    )
+    names = [n for n in FIDELITY_CASES if any(r["case"] == n for r in doc["results"])]
+    lines = [
+        "| workload | " + " | ".join(FIDELITY_CASES[n] for n in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for workload, frames in groups:
+        cells = []
+        for name in names:
+            r = by.get((workload, frames, name))
+            q = (r or {}).get("quality") or {}
+            if r is None or r.get("status") != "ok" or q.get("psnr_mean") is None:
+                cells.append("–" if r is None else str(r.get("status")))
+                continue
+            flicker = "" if q.get("static_changed") is None else f" ({q['static_changed']:,})"
+            cells.append(f"{r['output_bytes'] / 1e6:.2f}, {q['psnr_mean']:.1f} / {q['psnr_min']:.1f}{flicker}")
+        lines.append(f"| {workload} {frames} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def summary_md(doc: dict[str, Any]) -> str:
     """The README block: machine, then compact end-to-end and encode-only tables."""
     return (
@@ -139,7 +179,9 @@ def summary_md(doc: dict[str, Any]) -> str:
         f"at start ({doc.get('mode')} run, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n\n"
         f"End-to-end (render + save; ratio to the floor, `render_only`: update + one draw a frame):\n\n{compact(doc, E2E)}\n"
         f"Encode-only (the raw RGBA stream matplotlib would pipe; ratio to `convert` with limits raised "
-        f"in policy.xml):\n\n{compact(doc, 'encode')}"
+        f"in policy.xml):\n\n{compact(doc, 'encode')}\n"
+        f"Fidelity, encode-only (GIF MB, PSNR mean / min dB, static pixels that change in brackets):\n\n"
+        f"{fidelity(doc)}"
     )
 
 
