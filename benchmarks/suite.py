@@ -56,7 +56,7 @@ class Plan:
 
 
 QUICK = Plan("quick", {"seed": [30, 90], "field": [30], "lines": [30], "photo": [30]}, timeout_s=300.0, cap_slow=False)
-# The full run (about 80 minutes on a 2-core machine, most of it rendering). On `field`, `lines` and `photo` the ImageMagick
+# The full run (96 minutes on a 2-core machine with the caps the README names, most of it rendering). On `field`, `lines` and `photo` the ImageMagick
 # variants that only differ from stock when memory runs out (they do not at 300 frames) are left out.
 _SMALL_ONLY: dict[str, int | None] = {
     f"{workload}/{case}": 0
