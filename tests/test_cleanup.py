@@ -58,6 +58,9 @@ def start_encode(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=tmp_path,
+        # At their default action whatever this run inherited (under nohup SIGHUP is ignored, and the CLI rightly
+        # leaves an ignored signal ignored).
+        preexec_fn=lambda: [signal.signal(number, signal.SIG_DFL) for number in (signal.SIGTERM, signal.SIGHUP)],
     )
     for seed in range(4):
         process.stdin.write(noise(seed).tobytes())
