@@ -112,12 +112,22 @@ def _cell(r: dict[str, Any] | None) -> list[str]:
     return [f"{r['wall_s']:.1f}{ratio}", rss, size, psnr]
 
 
-def compact(doc: dict[str, Any], kind: str = E2E) -> str:
-    """One row per case of ``kind``, three columns (time, peak RSS, PSNR) per workload and size."""
-    groups = sorted(
+def _groups(doc: dict[str, Any]) -> list[tuple[str, int]]:
+    """The run's (workload, frames) pairs, in the plan's workload order, then by frames."""
+    return sorted(
         {(r["workload"], r["frames"]) for r in doc["results"]}, key=lambda g: (list(doc["workloads"]).index(g[0]), g[1])
     )
-    by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
+
+
+def _by_case(doc: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Each result under (workload, frames, case)."""
+    return {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
+
+
+def compact(doc: dict[str, Any], kind: str = E2E) -> str:
+    """One row per case of ``kind``, three columns (time, peak RSS, PSNR) per workload and size."""
+    groups = _groups(doc)
+    by = _by_case(doc)
     names = [n for n, c in CASES.items() if c.kind == kind and any(r["case"] == n for r in doc["results"])]
     ref = "× floor" if kind == E2E else "× tuned convert"
     head = ["case"]
@@ -149,10 +159,8 @@ FIDELITY_CASES = {
 def fidelity(doc: dict[str, Any]) -> str:
     """Encode-only fidelity: one row per workload and size, one cell per case: GIF MB, PSNR mean / min dB and,
     in brackets, static pixels that change (flicker)."""
-    by = {(r["workload"], r["frames"], r["case"]): r for r in doc["results"]}
-    groups = sorted(
-        {(r["workload"], r["frames"]) for r in doc["results"]}, key=lambda g: (list(doc["workloads"]).index(g[0]), g[1])
-    )
+    by = _by_case(doc)
+    groups = _groups(doc)
     names = [n for n in FIDELITY_CASES if any(r["case"] == n for r in doc["results"])]
     lines = [
         "| workload | " + " | ".join(FIDELITY_CASES[n] for n in names) + " |",
