@@ -444,10 +444,11 @@ class GifEncoder:
     def _changed_only(self, frame: _Pending) -> tuple[tuple[int, int], np.ndarray]:
         """The crop around the pixels to write, the others transparent over what the GIF shows: a pixel whose
         source does not change never changes in the GIF. Beyond the quality's tolerance of what the GIF shows
-        counts as changed; the shown colours follow what is written, so the error never builds up."""
+        counts as changed (frames.changed_pixels); the shown colours follow what is written, so the error never
+        builds up."""
         assert frame.changed is not None and self._shown is not None
         if self._tolerance:
-            changed = changed_pixels(frame.src, self._shown, self._tolerance)
+            changed = changed_pixels(frame.src, self._shown, self._tolerance, frame.changed)
             self._shown = np.where(changed[..., None], frame.src, self._shown)
         else:
             changed = frame.changed  # against the frame before, which is all written

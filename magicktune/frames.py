@@ -57,7 +57,9 @@ def static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
 QUALITY_STEP = 5
 #: Below quality 100 a changed pixel rewrites its whole block of BLOCK x BLOCK pixels: whole blocks of
 #: transparency and of colour are what LZW packs well (per pixel, the written pixels scattered like noise over a
-#: drifting imshow and the file barely shrank: field 100 frames 9.45 MB at quality 100, 9.33 MB at 90).
+#: drifting imshow and the file barely shrank: field 100 frames 9.45 MB at quality 100, 9.33 MB at 90). Not where
+#: blocks would write more pixels than changed (thin lines moving): by blocks, lines 300 frames were 7.95 MB at
+#: quality 90 against 6.44 MB at 100, and flickered (benchmarks/results/full.json, mt_encode_q90 and mt_encode).
 BLOCK = 8
 
 
@@ -68,15 +70,18 @@ def tolerance_for(quality: int) -> int:
     return (100 - quality) // QUALITY_STEP
 
 
-def changed_pixels(src: np.ndarray, shown: np.ndarray, tolerance: int) -> np.ndarray:
+def changed_pixels(src: np.ndarray, shown: np.ndarray, tolerance: int, moved: np.ndarray) -> np.ndarray:
     """(h, w) mask of the pixels to write: every pixel of each BLOCK x BLOCK block where some pixel of `src` is more
-    than `tolerance` levels from `shown` in some channel."""
+    than `tolerance` levels from `shown` in some channel, unless that is more pixels than the `moved` ones (those
+    that changed since the frame before): then those of them that are beyond the tolerance."""
     height, width = src.shape[:2]
     far = np.abs(src.astype(np.int16) - shown.astype(np.int16)).max(axis=2) > tolerance
     rows, cols = -(-height // BLOCK), -(-width // BLOCK)
     padded = np.zeros((rows * BLOCK, cols * BLOCK), bool)
     padded[:height, :width] = far
     blocks = padded.reshape(rows, BLOCK, cols, BLOCK).any(axis=(1, 3))
+    if int(blocks.sum()) * BLOCK * BLOCK >= int(np.count_nonzero(moved)):
+        return moved & far
     return np.repeat(np.repeat(blocks, BLOCK, axis=0), BLOCK, axis=1)[:height, :width]
 
 

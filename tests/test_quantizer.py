@@ -159,6 +159,33 @@ def test_lower_quality_makes_smaller_files(tmp_path):
     assert fidelity == sorted(fidelity, reverse=True) and fidelity[0] == 99, fidelity  # 100: exact
 
 
+def line_frames(count):
+    """Antialiased sine curves moving over a static white background and grid, as a line plot: few pixels change."""
+    y, x = np.mgrid[0:H, 0:W]
+    frames = []
+    for k in range(count):
+        rgb = np.full((H, W, 3), 255, np.uint8)
+        rgb[::16] = rgb[:, ::16] = 200
+        for phase, colour in ((0.0, (31, 119, 180)), (2.0, (255, 127, 14))):
+            curve = H / 2 + H / 3 * np.sin(x / 9 + phase + k / 4)
+            cover = np.clip(1.5 - np.abs(y - curve), 0, 1)[..., None]
+            rgb = (rgb * (1 - cover) + np.array(colour) * cover).astype(np.uint8)
+        frames.append(rgba(rgb))
+    return frames
+
+
+@pytest.mark.parametrize("quality", [90, 60])
+def test_lower_quality_on_a_line_plot_is_no_larger_and_leaves_its_static_pixels_alone(tmp_path, quality):
+    source = line_frames(12)
+    exact = encode(tmp_path / "q100.gif", source).bytes
+    lower = encode(tmp_path / "lower.gif", source, quality=quality).bytes
+    assert lower <= exact
+    frames, _, _ = decode(tmp_path / "lower.gif")
+    for k in range(1, len(source)):
+        static = (source[k] == source[k - 1]).all(axis=2)
+        assert np.array_equal(frames[k][static], frames[k - 1][static])
+
+
 def test_imagemagicks_octree_stays_available(tmp_path):
     source = palette_frames(4)
     out = tmp_path / "out.gif"
