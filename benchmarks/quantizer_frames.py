@@ -4,13 +4,15 @@ choice it passed over. The figures quantizer.py quotes.
 
     python -m benchmarks.quantizer_frames [--frame 30] [--repeat 5] [--workload lines ...]
 
-Also times Ward's cost matrix at a few ROWS_AT_ONCE on the lines crop's colours (as a ratio: the machines
-here are noisy).
+Also times Ward's cost matrix at a few ROWS_AT_ONCE on the lines crop's colours, and `nearest` at a few
+NEAREST_ROWS_AT_ONCE on the seed crop's (as ratios: the machines here are noisy).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -36,21 +38,27 @@ def psnr_opaque(got: np.ndarray, want: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(float((error**2).mean()), 1e-12)))
 
 
+@contextmanager
+def _constants(**values: int) -> Iterator[None]:
+    """quantizer.py's module constants set to `values` for the block, restored after."""
+    saved = {name: getattr(quantizer, name) for name in values}
+    for name, value in values.items():
+        setattr(quantizer, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(quantizer, name, value)
+
+
 def _measured(pixels: np.ndarray, settings: dict[str, int], repeat: int) -> tuple[float, float]:
     """PSNR and best time of quantizing `pixels` to 256 entries (one spare) with quantizer.py's constants (and
     `passes`, `treedepth`) set as in `settings`."""
     passes = settings.get("passes", quantizer.PASSES)
     treedepth = settings.get("treedepth", quantizer.TREEDEPTH)
-    constants = {k: v for k, v in settings.items() if k not in ("passes", "treedepth")}
-    saved = {k: getattr(quantizer, k) for k in constants}
-    for name, value in constants.items():
-        setattr(quantizer, name, value)
-    try:
+    with _constants(**{k: v for k, v in settings.items() if k not in ("passes", "treedepth")}):
         table, indexes = quantizer.quantize_frame(pixels, 256, True, passes, treedepth)
         ms = timed(repeat, lambda: quantizer.quantize_frame(pixels, 256, True, passes, treedepth))
-    finally:
-        for name, value in saved.items():
-            setattr(quantizer, name, value)
     return psnr_opaque(table.view(np.uint8).reshape(-1, 4)[indexes], pixels), ms
 
 
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    lines_colours = None
+    lines_colours = seed_crop = None
     for name in args.workload or sorted(WORKLOADS):
         before, frame = frames(name, args.frame)
         crop = changed_crop(before, frame)
@@ -90,19 +98,29 @@ def main(argv: list[str] | None = None) -> None:
                 )
             if name == "lines" and kind == "changed":
                 lines_colours = distinct
+            if name == "seed" and kind == "changed":
+                seed_crop = pixels
     if lines_colours is not None:
         rgb = lines_colours.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float64)
         rgb -= rgb.mean(axis=0)
         weight = np.ones(len(rgb))
         rows = np.arange(len(rgb))
-        saved = quantizer.ROWS_AT_ONCE
-        try:
-            for at_once in (16, 64, 256):
-                quantizer.ROWS_AT_ONCE = at_once
+        for at_once in (16, 64, 256):
+            with _constants(ROWS_AT_ONCE=at_once):
                 ms = timed(args.repeat * 4, lambda: quantizer._cheapest_partners(rgb, weight, rows))
-                print(f"Ward's cost matrix, {len(rgb)} colours, {at_once:3d} rows at once: {ms:6.2f} ms")
-        finally:
-            quantizer.ROWS_AT_ONCE = saved
+            print(f"Ward's cost matrix, {len(rgb)} colours, {at_once:3d} rows at once: {ms:6.2f} ms")
+    if seed_crop is not None:
+        keys = colours(seed_crop).reshape(-1)
+        distinct = np.unique(keys[keys >= SHOWN_OPAQUE])
+        rgb = distinct.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
+        table, _ = quantizer.quantize_frame(seed_crop, 256, True)
+        palette = table[1:].view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
+        for at_once in (256, 1024, 4096):
+            with _constants(NEAREST_ROWS_AT_ONCE=at_once):
+                ms = timed(args.repeat * 4, lambda: quantizer.nearest(rgb, palette))
+            print(
+                f"nearest, seed's {len(rgb)} changed colours to {len(palette)} entries, {at_once:4d} rows: {ms:5.2f} ms"
+            )
 
 
 if __name__ == "__main__":
