@@ -58,7 +58,7 @@ QUALITY_STEP = 5
 #: Below quality 100 a changed pixel rewrites its whole block of BLOCK x BLOCK pixels: whole blocks of
 #: transparency and of colour are what LZW packs well (per pixel, the written pixels scattered like noise over a
 #: drifting imshow and the file barely shrank: field 100 frames 9.45 MB at quality 100, 9.33 MB at 90). Not where
-#: blocks would write more pixels than changed (thin lines moving): by blocks, lines 300 frames were 7.95 MB at
+#: blocks would write more pixels than changed (thin lines moving): by blocks, lines 300 frames were 7.97 MB at
 #: quality 90 against 6.44 MB at 100, and flickered (benchmarks/results/full.json, mt_encode_q90 and mt_encode).
 BLOCK = 8
 
