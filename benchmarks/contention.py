@@ -16,7 +16,7 @@ import threading
 import time
 
 from benchmarks.hotspots import frames
-from benchmarks.quantizer_frames import _constants, changed_crop
+from benchmarks.quantizer_frames import changed_crop, quantizer_constants
 from benchmarks.workloads import WORKLOADS
 from magicktune.encoder import SWITCH_INTERVAL, compress
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             beside: dict[int, list[float]] = {i: [] for i in range(len(SLICES))}
             for _ in range(args.repeat):
                 for i, (rows, nearest_rows) in enumerate(SLICES):
-                    with _constants(ROWS_AT_ONCE=rows, NEAREST_ROWS_AT_ONCE=nearest_rows):
+                    with quantizer_constants(ROWS_AT_ONCE=rows, NEAREST_ROWS_AT_ONCE=nearest_rows):
                         start = time.perf_counter()
                         compress(crop, 256, "none", None, 5, True, "magicktune")
                         alone[i].append((time.perf_counter() - start) * 1000)

@@ -39,7 +39,7 @@ def psnr_opaque(got: np.ndarray, want: np.ndarray) -> float:
 
 
 @contextmanager
-def _constants(**values: int) -> Iterator[None]:
+def quantizer_constants(**values: int) -> Iterator[None]:
     """quantizer.py's module constants set to `values` for the block, restored after."""
     saved = {name: getattr(quantizer, name) for name in values}
     for name, value in values.items():
@@ -56,7 +56,7 @@ def _measured(pixels: np.ndarray, settings: dict[str, int], repeat: int) -> tupl
     `passes`, `treedepth`) set as in `settings`."""
     passes = settings.get("passes", quantizer.PASSES)
     treedepth = settings.get("treedepth", quantizer.TREEDEPTH)
-    with _constants(**{k: v for k, v in settings.items() if k not in ("passes", "treedepth")}):
+    with quantizer_constants(**{k: v for k, v in settings.items() if k not in ("passes", "treedepth")}):
         table, indexes = quantizer.quantize_frame(pixels, 256, True, passes, treedepth)
         ms = timed(repeat, lambda: quantizer.quantize_frame(pixels, 256, True, passes, treedepth))
     return psnr_opaque(table.view(np.uint8).reshape(-1, 4)[indexes], pixels), ms
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    lines_colours = seed_crop = None
+    lines_colours = seed_crop = seed_colours = None
     for name in args.workload or sorted(WORKLOADS):
         before, frame = frames(name, args.frame)
         crop = changed_crop(before, frame)
@@ -99,24 +99,22 @@ def main(argv: list[str] | None = None) -> None:
             if name == "lines" and kind == "changed":
                 lines_colours = distinct
             if name == "seed" and kind == "changed":
-                seed_crop = pixels
+                seed_crop, seed_colours = pixels, distinct
     if lines_colours is not None:
         rgb = lines_colours.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float64)
         rgb -= rgb.mean(axis=0)
         weight = np.ones(len(rgb))
         rows = np.arange(len(rgb))
         for at_once in (16, 64, 256):
-            with _constants(ROWS_AT_ONCE=at_once):
+            with quantizer_constants(ROWS_AT_ONCE=at_once):
                 ms = timed(args.repeat * 4, lambda: quantizer._cheapest_partners(rgb, weight, rows))
             print(f"Ward's cost matrix, {len(rgb)} colours, {at_once:3d} rows at once: {ms:6.2f} ms")
-    if seed_crop is not None:
-        keys = colours(seed_crop).reshape(-1)
-        distinct = np.unique(keys[keys >= SHOWN_OPAQUE])
-        rgb = distinct.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
+    if seed_crop is not None and seed_colours is not None:
+        rgb = seed_colours.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
         table, _ = quantizer.quantize_frame(seed_crop, 256, True)
         palette = table[1:].view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
         for at_once in (256, 1024, 4096):
-            with _constants(NEAREST_ROWS_AT_ONCE=at_once):
+            with quantizer_constants(NEAREST_ROWS_AT_ONCE=at_once):
                 ms = timed(args.repeat * 4, lambda: quantizer.nearest(rgb, palette))
             print(
                 f"nearest, seed's {len(rgb)} changed colours to {len(palette)} entries, {at_once:4d} rows: {ms:5.2f} ms"
