@@ -72,6 +72,12 @@ CASES: dict[str, Case] = {
         ),
         Case("mt_magicktune", E2E, "magicktune writer 'magicktune'", needs=("magicktune.writers",)),
         Case(
+            "mt_magicktune_threads",
+            E2E,
+            "magicktune writer 'magicktune', processes=False (compressing in threads that share the GIL)",
+            needs=("magicktune.writers",),
+        ),
+        Case(
             "mt_magicktune_blit",
             E2E,
             "magicktune writer 'magicktune', blit=True (animated artists on a cached background)",

@@ -99,10 +99,11 @@ def make_writer(case: str, fps: int, frames: int) -> tuple[Any, str | None]:
                 raise Unavailable(str(exc)) from exc
             raise
         name = case.removeprefix("mt_")
-        if not animation.writers.is_available(name.removesuffix("_blit")):
+        variants = {"magicktune_blit": {"blit": True}, "magicktune_threads": {"processes": False}}
+        if not animation.writers.is_available("magicktune" if name in variants else name):
             raise Unavailable(f"matplotlib writer {name!r} not registered by magicktune.writers")
-        if name == "magicktune_blit":
-            return animation.writers["magicktune"](fps=fps, blit=True), None
+        if name in variants:
+            return animation.writers["magicktune"](fps=fps, **variants[name]), None
         cls = animation.writers[name]
         if "frames" in inspect.signature(cls).parameters:
             return cls(fps=fps, frames=frames), None  # lets the writer size its limits for the job

@@ -211,6 +211,7 @@ COLORS = {
     "ffmpeg_encode": "#de2d26",
     "mt_imagemagick_tuned": "#756bb1",
     "mt_magicktune": "#3182bd",
+    "mt_magicktune_threads": "#08519c",
     "mt_magicktune_blit": "#6baed6",
     "mt_encode": "#3182bd",
     "mt_encode_stream": "#08519c",

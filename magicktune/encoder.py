@@ -42,6 +42,7 @@ from .gif import (
 )
 from .lzw import lzw
 from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, map_colours
+from .processpool import ProcessPool
 from .quantizer import quantize_frame
 from .wandlib import CACHE_BYTES_PER_PIXEL, check_frame_fits, images_that_fit
 
@@ -157,6 +158,9 @@ IMAGE_BYTES_PER_PIXEL = CACHE_BYTES_PER_PIXEL + 2
 #: drawing the next frame) only after this long, some 15 times a frame; at Python's 5 ms the workers fell
 #: behind and ani.save took 4-7% longer, at 1 ms it is back to within 1% of the old per-frame path.
 SWITCH_INTERVAL = 0.001
+#: Seconds a worker process may take over one frame before the encode stops with an error (the process is ended
+#: with it; a thread cannot be, so threads wait).
+WORKER_PROCESS_TIMEOUT = 600.0
 
 
 class _ProcessSettings:
@@ -202,7 +206,7 @@ def check_may_write(given: PathLike, target: str) -> None:
         )
 
 
-def _release(pool: ThreadPoolExecutor, output: AtomicOutput | None) -> None:
+def _release(pool: ThreadPoolExecutor | ProcessPool, output: AtomicOutput | None) -> None:
     """What an encoder holds, given back once, also when it is dropped without close() or abort()."""
     try:
         if output is not None:
@@ -241,6 +245,7 @@ class GifEncoder:
         total_frames: int | None = None,
         quality: int = DEFAULT_QUALITY,
         quantizer: str = "magicktune",
+        processes: bool = False,
     ) -> None:
         width, height = options.frame_size(size)
         self._delays = delay_schedule(fps)
@@ -256,6 +261,7 @@ class GifEncoder:
                 "treedepth": treedepth,
                 "quality": quality,
                 "quantizer": quantizer,
+                "processes": processes,
             },
             options.ENCODER_OPTIONS,
         )
@@ -292,8 +298,17 @@ class GifEncoder:
         output = None if hasattr(path, "write") else AtomicOutput(path)
         if output is not None:
             check_may_write(path, output.target)  # type: ignore[arg-type]  # not a stream: a path
-        _process_settings.hold(chosen["magick_threads"] or max(1, cores() // self.workers))
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+        magick_threads = chosen["magick_threads"] or max(1, cores() // self.workers)
+        _process_settings.hold(magick_threads)
+        self._pool: ThreadPoolExecutor | ProcessPool
+        try:
+            if chosen["processes"] and os.name == "posix":
+                self._pool = ProcessPool(self.workers, magick_threads)
+            else:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+        except BaseException:
+            _process_settings.release()
+            raise
         # Dropped without close() or abort(), the encoder still removes its partial file and restores the switch
         # interval and Wand's thread limit; close() and abort() run this themselves.
         self._finalizer = weakref.finalize(self, _release, self._pool, output)
@@ -473,14 +488,20 @@ class GifEncoder:
 
     def _write_head(self) -> None:
         item = self._inflight.popleft()
+        where = (
+            f"frame {item.first_index}"
+            if item.first_index == item.last_index
+            else f"frames {item.first_index}-{item.last_index}"
+        )
+        timeout = WORKER_PROCESS_TIMEOUT if isinstance(self._pool, ProcessPool) else None
         try:
-            frame = item.future.result()
+            frame = item.future.result(timeout)
+        except TimeoutError:
+            raise EncodeError(
+                f"encoding {where} took more than {timeout:g} s in a worker process: ImageMagick may be stuck, "
+                f"or the frame is too large for this machine"
+            ) from None
         except Exception as exc:
-            where = (
-                f"frame {item.first_index}"
-                if item.first_index == item.last_index
-                else f"frames {item.first_index}-{item.last_index}"
-            )
             raise EncodeError(f"encoding {where} failed: {type(exc).__name__}: {exc}") from exc
         assert self._writer is not None
         self._writer.write_frame(replace(frame, rect=(*item.origin, *frame.rect[2:])), item.delay, item.disposal)

@@ -183,6 +183,7 @@ ENCODER_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "treedepth": lambda v: whole(v, "treedepth", 0, MAX_TREEDEPTH),
     "quality": lambda v: whole(v, "quality", 0, 100),
     "quantizer": lambda v: choice(v, "quantizer", QUANTIZERS),
+    "processes": lambda v: switch(v, "processes"),
 }
 #: Options of writer="magicktune" itself rather than of its encoder.
 WRITER_OPTIONS: dict[str, Callable[[Any], Any]] = {

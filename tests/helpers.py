@@ -1,8 +1,10 @@
-"""What several test modules need to read back a GIF: its composited frames, and how close they are."""
+"""What several test modules need: a GIF read back (its composited frames, how close they are), the encoder's worker
+processes."""
 
 from __future__ import annotations
 
 import numpy as np
+import psutil
 from PIL import Image as PILImage
 from PIL import ImageSequence
 
@@ -21,3 +23,15 @@ def psnr(a, b):
     """PSNR in dB of two uint8 arrays; 99 when they are equal."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def workers_of(pid=None):
+    """The encoder's worker processes (magicktune.processpool) under process `pid` (None: this one)."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "from magicktune.processpool import serve" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found

@@ -25,6 +25,7 @@ SMOKE_CASES = [
     "mpl_imagemagick",
     "mpl_pillow",
     "mt_magicktune",
+    "mt_magicktune_threads",
     "mt_magicktune_blit",
     "convert_stock",
     "convert_policy",
@@ -77,7 +78,7 @@ def test_measured_figures_are_sane(smoke: tuple[dict, Path]) -> None:
     floor = by[(5, "render_only")]
     assert floor["status"] == "ok", floor
     assert floor["wall_s"] > 0 and floor["peak_rss_mb"] > 10 and floor["ratio"] == 1.0
-    for case in ("null_savefig", "mt_magicktune_blit"):
+    for case in ("null_savefig", "mt_magicktune_threads", "mt_magicktune_blit"):
         assert by[(5, case)]["status"] == "ok", by[(5, case)]
     assert by[(5, "null_savefig")]["output_bytes"] is None
     pillow = by[(5, "mpl_pillow")]

@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 import pytest
 import wand.resource
+from helpers import workers_of
 
 import magicktune
 from magicktune import atomic, resources
@@ -170,6 +171,7 @@ def start_save(tmp_path, writer):
 def test_sigterm_to_a_save_cleans_up_and_ends_by_sigterm(tmp_path, writer):
     process = start_save(tmp_path, writer)
     if writer == "magicktune":
+        (worker,) = wait_for(lambda: workers_of(process.pid), what="the save's worker process")
         wait_for(lambda: partials(tmp_path), what="the partial file")
     else:
         convert = wait_for(lambda: convert_of(process), what="convert")
@@ -182,6 +184,8 @@ def test_sigterm_to_a_save_cleans_up_and_ends_by_sigterm(tmp_path, writer):
     if writer == "imagemagick_tuned":
         convert.wait(timeout=30)
         assert not os.path.exists(policy_dir)
+    else:
+        worker.wait(timeout=30)  # ended by the save's cleanup (this signal went to the save alone)
     assert os.listdir(tmp_path) == []
 
 

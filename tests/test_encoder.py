@@ -561,20 +561,22 @@ import numpy as np
 from magicktune.encoder import EncodeError, GifEncoder
 frame = np.full((48, 64, 4), 255, np.uint8)
 try:
-    with GifEncoder(sys.argv[1], (64, 48), 30) as encoder:
+    with GifEncoder(sys.argv[1], (64, 48), 30, processes=sys.argv[2] == "processes") as encoder:
         encoder.add_frame(frame)
 except EncodeError as error:
     print(error)
 """
 
 
-def test_a_policy_that_denies_miff_stops_the_encode_with_imagemagicks_reason(tmp_path):
-    """The frames reach ImageMagick's GIF coder as MIFF blobs, so a policy denying that coder must say so."""
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_a_policy_that_denies_miff_stops_the_encode_with_imagemagicks_reason(tmp_path, pool):
+    """The frames reach ImageMagick's GIF coder as MIFF blobs, so a policy denying that coder must say so, also
+    from a worker process (which reads the policy on MAGICK_CONFIGURE_PATH as it starts)."""
     (tmp_path / "policy.xml").write_text(
         '<policymap><policy domain="coder" rights="none" pattern="MIFF"/></policymap>\n'
     )
     result = subprocess.run(
-        [sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif")],
+        [sys.executable, "-c", DENY_MIFF_ENCODE, str(tmp_path / "out.gif"), pool],
         capture_output=True,
         text=True,
         check=True,

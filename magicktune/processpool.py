@@ -1,0 +1,249 @@
+"""Frames compressed in child interpreters, so matplotlib drawing in this one never waits on their GIL.
+
+One frame's compress takes 22-32 ms alone and 54-72 ms beside a thread busy in Python
+(`python -m benchmarks.contention`), and the drawing thread loses what the encoder's thread holds. A child
+process has its own GIL: the drawing thread keeps this one. Each child runs `serve`: it
+reads jobs (a pickled header and the frame's raw pixels) from one pipe and writes pickled GifFrames to another, in
+order. It ignores Ctrl-C, which reaches the whole process group: this process decides, and a child ends when its
+job pipe closes. No file is shared: nothing is left behind when either side dies.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from queue import SimpleQueue
+from typing import Any
+
+import numpy as np
+
+from .errors import EncodeError
+
+_LENGTH = struct.Struct("<Q")
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+#: The child loads this package's modules without its __init__, which imports matplotlib to register the writers:
+#: 41 MB and 0.5 s a child instead of 70 MB and 1.1 s (`/usr/bin/time -f "%e s %M KB" python -c ...` on each).
+_CHILD = f"""
+import sys, types
+package = types.ModuleType("magicktune")
+package.__path__ = [{_PACKAGE!r}]
+sys.modules["magicktune"] = package
+from magicktune.processpool import serve
+serve(*(int(value) for value in sys.argv[1:4]))
+"""
+#: Seconds a child has to exit after its job pipe closes before it is killed (it finishes the frame it is on).
+EXIT_TIMEOUT = 10.0
+#: Bytes read from the end of a child's stderr for an error message, which quotes their last line.
+STDERR_TAIL = 2000
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, size: int) -> bytearray | None:
+    """`size` bytes from `fd`, or None at end of file before the first byte; a message cut short is an error."""
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        count = os.readv(fd, [view[got:]])
+        if count == 0:
+            if got == 0:
+                return None
+            raise EOFError(f"pipe closed {got} bytes into a {size}-byte message")
+        got += count
+    return buffer
+
+
+def _send(fd: int, header: Any, payload: np.ndarray | None = None) -> None:
+    """A pickled header, then (when given) the array's bytes, each after its length."""
+    message = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
+    _write_all(fd, _LENGTH.pack(len(message)) + message)
+    if payload is not None:
+        _write_all(fd, _LENGTH.pack(payload.nbytes))
+        _write_all(fd, np.ascontiguousarray(payload).data)
+
+
+def _receive(fd: int) -> Any:
+    length = _read_exact(fd, _LENGTH.size)
+    if length is None:
+        return None
+    message = _read_exact(fd, _LENGTH.unpack(length)[0])
+    if message is None:
+        raise EOFError("pipe closed between a message's length and its body")
+    return pickle.loads(message)
+
+
+def _receive_pixels(fd: int, shape: tuple[int, ...]) -> np.ndarray:
+    length = _read_exact(fd, _LENGTH.size)
+    data = _read_exact(fd, _LENGTH.unpack(length)[0]) if length is not None else None
+    if data is None:
+        raise EOFError("pipe closed before a frame's pixels")
+    return np.frombuffer(data, np.uint8).reshape(shape)
+
+
+class _Worker:
+    """One child interpreter, a thread that feeds it jobs and one that reads its results, in order."""
+
+    def __init__(self, magick_threads: int) -> None:
+        job_read, self._job_write = os.pipe()
+        self._result_read, result_write = os.pipe()
+        self._stderr = tempfile.TemporaryFile()  # unlinked already: read for an error message, gone on close
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(job_read), str(result_write), str(magick_threads)],
+                stdin=subprocess.DEVNULL,
+                stdout=self._stderr,
+                stderr=self._stderr,
+                pass_fds=(job_read, result_write),
+            )
+        except BaseException:
+            for fd in (self._job_write, self._result_read):
+                os.close(fd)
+            self._stderr.close()
+            raise
+        finally:
+            os.close(job_read)
+            os.close(result_write)
+        self.pending: deque[Future] = deque()
+        self._failure: EncodeError | None = None
+        self._lock = threading.Lock()
+        self._jobs: SimpleQueue[tuple[Any, np.ndarray] | None] = SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, name="magicktune-gif-feed", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="magicktune-gif-read", daemon=True)
+        self._feeder.start()
+        self._reader.start()
+
+    def submit(self, function: Callable[..., Any], pixels: np.ndarray, arguments: tuple) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()  # it cannot be taken back once queued for the child
+        with self._lock:
+            if self._failure is not None:
+                future.set_exception(self._failure)
+                return future
+            self.pending.append(future)
+        self._jobs.put(((function, pixels.shape, arguments), pixels))
+        return future
+
+    def _feed(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                header, pixels = job
+                _send(self._job_write, header, pixels)
+        except OSError:
+            pass  # the child has gone: the reader reports why
+        finally:
+            os.close(self._job_write)  # end of jobs: the child exits once it has sent what it holds
+
+    def _read(self) -> None:
+        error: BaseException | None = None
+        try:
+            while (message := _receive(self._result_read)) is not None:
+                with self._lock:
+                    future = self.pending.popleft()
+                if message[0] == "ok":
+                    future.set_result(message[1])
+                else:
+                    future.set_exception(message[1])
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            error = exc
+        finally:
+            os.close(self._result_read)
+        failure = self._died(error)
+        with self._lock:
+            self._failure = failure  # what a job submitted from now on fails with
+            left, self.pending = list(self.pending), deque()
+        for future in left:
+            future.set_exception(failure)
+
+    def _died(self, error: BaseException | None) -> EncodeError:
+        try:
+            code = self.process.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
+        self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, self._stderr.tell() - STDERR_TAIL))
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        said = lines[-1].strip() if lines else ""  # a traceback's last line: the error
+        how = f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "no exit"
+        return EncodeError(
+            f"the encoder's worker process ended ({how}{f'; {error}' if error else ''})"
+            f"{': ' + said if said else ''}; to encode in this process instead, pass processes=False"
+        )
+
+    def stop(self, now: bool) -> None:
+        """End the child: after the jobs it has (`now`: at once) and wait for it; safe to call twice."""
+        self._jobs.put(None)
+        if now and self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._feeder.join()
+        self._reader.join()
+        self._stderr.close()
+
+
+class ProcessPool:
+    """Functions of a frame run in `workers` child processes, each job to the child with the fewest waiting; a
+    Future each, as ThreadPoolExecutor.submit gives."""
+
+    def __init__(self, workers: int, magick_threads: int) -> None:
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                self._workers.append(_Worker(magick_threads))
+        except BaseException:
+            self.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def submit(self, function: Callable[..., Any], pixels: np.ndarray, *arguments: Any) -> Future:
+        """`function(pixels, *arguments)` in a child: a module-level function (pickled by name), pixels an array."""
+        worker = min(self._workers, key=lambda w: len(w.pending))
+        return worker.submit(function, pixels, arguments)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Stop every child, once their jobs are done or at once with `cancel_futures`, and wait for each (`wait`
+        is taken for ThreadPoolExecutor's signature)."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop(now=cancel_futures)
+
+
+def serve(job_fd: int, result_fd: int, magick_threads: int) -> None:
+    """A child's loop: run each job read from `job_fd`, write its result to `result_fd`, until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import wand.resource
+
+    from . import encoder  # noqa: F401  # what the jobs will run, loaded while the first frame is drawn
+
+    wand.resource.limits["thread"] = magick_threads
+    while (header := _receive(job_fd)) is not None:
+        function, shape, arguments = header
+        pixels = _receive_pixels(job_fd, shape)
+        try:
+            reply: tuple = ("ok", function(pixels, *arguments))
+        except Exception as exc:
+            reply = ("error", _portable(exc))
+        _send(result_fd, reply)
+
+
+def _portable(error: Exception) -> Exception:
+    """The error itself where it survives pickling, as a thread pool would raise it; else its type and text."""
+    try:
+        return pickle.loads(pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:
+        return EncodeError(f"{type(error).__name__}: {error}")

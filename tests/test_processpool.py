@@ -1,0 +1,183 @@
+"""writer="magicktune" compresses in child processes (magicktune.processpool): the same GIF as threads give, errors
+raised as a thread would raise them, and no child left behind on any exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers import workers_of
+from test_encoder import H, W, encode, leftovers, scene
+
+import magicktune.encoder as encoder_module
+from magicktune.encoder import EncodeError, GifEncoder
+from magicktune.processpool import ProcessPool
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wait_for(condition, timeout=60.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def translucent(frames):
+    for k, frame in enumerate(frames):
+        if k % 3 == 1:
+            frame[:8, :, 3] = 0
+    return frames
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"optimize": False},
+        {"global_palette": True},
+        {"dither": "floyd-steinberg"},
+        {"quantizer": "imagemagick"},
+        {"quality": 60},
+        {"workers": 2},
+    ],
+)
+def test_processes_write_the_gif_threads_write(tmp_path, options):
+    frames = scene(24)
+    encode(tmp_path / "threads.gif", frames, **options)
+    encode(tmp_path / "processes.gif", frames, processes=True, **options)
+    assert (tmp_path / "processes.gif").read_bytes() == (tmp_path / "threads.gif").read_bytes()
+
+
+def test_processes_write_transparent_frames_as_threads_do(tmp_path):
+    frames = translucent(scene(12))
+    encode(tmp_path / "threads.gif", frames)
+    encode(tmp_path / "processes.gif", frames, processes=True)
+    assert (tmp_path / "processes.gif").read_bytes() == (tmp_path / "threads.gif").read_bytes()
+
+
+def test_the_workers_run_while_encoding_and_are_gone_after_close(tmp_path):
+    with GifEncoder(tmp_path / "out.gif", (W, H), 30, processes=True, workers=2) as encoder:
+        for frame in scene(6):
+            encoder.add_frame(frame)
+        assert len(workers_of()) == 2
+    assert workers_of() == []
+    assert leftovers(tmp_path) == ["out.gif"]
+
+
+def test_an_interrupted_encode_leaves_no_worker_and_no_file(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with GifEncoder(tmp_path / "out.gif", (W, H), 30, processes=True) as encoder:
+            for k, frame in enumerate(scene(20)):
+                if k == 12:
+                    raise KeyboardInterrupt
+                encoder.add_frame(frame)
+    assert workers_of() == []
+    assert leftovers(tmp_path) == []
+
+
+def test_an_error_in_a_worker_is_raised_as_a_thread_would_raise_it():
+    pool = ProcessPool(1, 1)
+    try:
+        future = pool.submit(np.reshape, np.zeros((2, 2, 4), np.uint8), (7,))
+        with pytest.raises(ValueError, match="cannot reshape array of size 16 into shape"):
+            future.result(timeout=60)
+        assert pool.submit(np.reshape, np.arange(8, dtype=np.uint8), (2, 4)).result(timeout=60).shape == (2, 4)
+    finally:
+        pool.shutdown()
+    assert workers_of() == []
+
+
+def test_a_killed_worker_fails_the_encode_saying_so_and_leaves_nothing(tmp_path):
+    encoder = GifEncoder(tmp_path / "out.gif", (W, H), 30, processes=True, workers=1)
+    frames = scene(40)
+    with pytest.raises(EncodeError, match=r"worker process ended \(signal 9.*pass processes=False"):
+        for k, frame in enumerate(frames):
+            if k == 3:
+                (worker,) = workers_of()
+                worker.kill()
+                worker.wait(30)
+            encoder.add_frame(frame)
+        encoder.close()
+    assert workers_of() == []
+    assert leftovers(tmp_path) == []
+
+
+def test_a_worker_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
+    """A child interpreter that fails on import (here: a PYTHONPATH that shadows numpy) is reported with what it
+    printed, and the encode leaves nothing."""
+    shadow = tmp_path / "shadow"
+    (shadow / "numpy").mkdir(parents=True)
+    (shadow / "numpy" / "__init__.py").write_text("raise ImportError('numpy shadowed for the test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(
+        EncodeError, match=r"worker process ended \(exit status 1\): ImportError: numpy shadowed for the test"
+    ):
+        encode(out / "x.gif", scene(10), processes=True)
+    assert workers_of() == []
+    assert leftovers(out) == []
+
+
+SAVE = """
+import sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.animation import FuncAnimation
+import magicktune
+
+fig = plt.figure(figsize=(0.64, 0.48), dpi=100)
+def update(i):
+    fig.set_facecolor((i % 7 / 7, 0.5, 0.5))
+ani = FuncAnimation(fig, update, frames=100000, cache_frame_data=False)
+ani.save("out.gif", writer="magicktune", fps=10)
+"""
+
+
+def test_ctrl_c_to_the_terminals_process_group_ends_a_save_cleanly(tmp_path):
+    """Ctrl-C reaches the worker as well as the save: the worker ignores it (no second traceback), the save aborts,
+    and neither the worker nor a partial file is left."""
+    script = tmp_path.parent / f"{tmp_path.name}-save.py"
+    script.write_text(SAVE)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ROOT},
+        start_new_session=True,  # a process group of its own, as a terminal gives a job
+    )
+    try:
+        (worker,) = wait_for(lambda: workers_of(process.pid), what="the save's worker process")
+        wait_for(lambda: os.listdir(tmp_path), what="the partial file")
+        time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        worker.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    assert "KeyboardInterrupt" in stderr and stderr.count("Traceback") == 1, stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_frame_that_takes_too_long_stops_the_encode_and_its_worker(tmp_path, monkeypatch):
+    monkeypatch.setattr(encoder_module, "WORKER_PROCESS_TIMEOUT", 0.001)
+    big = np.random.default_rng(0).integers(0, 256, (600, 800, 4), np.uint8)  # some 0.1 s to quantize
+    big[..., 3] = 255
+    with pytest.raises(EncodeError, match=r"frame 0 took more than 0.001 s in a worker process"):
+        encode(tmp_path / "out.gif", [big, big[::-1].copy()], processes=True, workers=1)
+    assert workers_of() == []
+    assert leftovers(tmp_path) == []
