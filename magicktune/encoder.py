@@ -301,11 +301,15 @@ class GifEncoder:
         magick_threads = chosen["magick_threads"] or max(1, cores() // self.workers)
         _process_settings.hold(magick_threads)
         self._pool: ThreadPoolExecutor | ProcessPool
+        self._compress: Callable[..., Future]  # compress(pixels, ...) in the pool
         try:
             if chosen["processes"] and os.name == "posix":
-                self._pool = ProcessPool(self.workers, magick_threads)
+                self._pool = ProcessPool(compress, self.workers, magick_threads)
+                self._compress = self._pool.submit
             else:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+                threads = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
+                self._pool = threads
+                self._compress = lambda *arguments: threads.submit(compress, *arguments)
         except BaseException:
             _process_settings.release()
             raise
@@ -447,9 +451,7 @@ class GifEncoder:
         if self._writer is None:
             self._start(pixels)
         spare = prev is None or disposal == DISPOSE_BACKGROUND
-        future = self._pool.submit(
-            compress, pixels, self.colors, self.dither, self._palette, self.treedepth, spare, self.quantizer
-        )
+        future = self._compress(pixels, self.colors, self.dither, self._palette, self.treedepth, spare, self.quantizer)
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame

@@ -96,7 +96,7 @@ def _receive_pixels(fd: int, shape: tuple[int, ...]) -> np.ndarray:
 class _Worker:
     """One child interpreter, a thread that feeds it jobs and one that reads its results, in order."""
 
-    def __init__(self, magick_threads: int) -> None:
+    def __init__(self, function: Callable[..., Any], magick_threads: int) -> None:
         job_read, self._job_write = os.pipe()
         self._result_read, result_write = os.pipe()
         self._stderr = tempfile.TemporaryFile()  # unlinked already: read for an error message, gone on close
@@ -119,13 +119,14 @@ class _Worker:
         self.pending: deque[Future] = deque()
         self._failure: EncodeError | None = None
         self._lock = threading.Lock()
-        self._jobs: SimpleQueue[tuple[Any, np.ndarray] | None] = SimpleQueue()
+        self._jobs: SimpleQueue[tuple[Any, np.ndarray | None] | None] = SimpleQueue()
+        self._jobs.put((function, None))  # first: its module loads in the child while the first frame is drawn
         self._feeder = threading.Thread(target=self._feed, name="magicktune-gif-feed", daemon=True)
         self._reader = threading.Thread(target=self._read, name="magicktune-gif-read", daemon=True)
         self._feeder.start()
         self._reader.start()
 
-    def submit(self, function: Callable[..., Any], pixels: np.ndarray, arguments: tuple) -> Future:
+    def submit(self, pixels: np.ndarray, arguments: tuple) -> Future:
         future: Future = Future()
         future.set_running_or_notify_cancel()  # it cannot be taken back once queued for the child
         with self._lock:
@@ -133,7 +134,7 @@ class _Worker:
                 future.set_exception(self._failure)
                 return future
             self.pending.append(future)
-        self._jobs.put(((function, pixels.shape, arguments), pixels))
+        self._jobs.put(((pixels.shape, arguments), pixels))
         return future
 
     def _feed(self) -> None:
@@ -198,22 +199,22 @@ class _Worker:
 
 
 class ProcessPool:
-    """Functions of a frame run in `workers` child processes, each job to the child with the fewest waiting; a
-    Future each, as ThreadPoolExecutor.submit gives."""
+    """`function` (module-level, so it pickles by name) of a frame and other arguments, run in `workers` child
+    processes, each job to the child with the fewest waiting; a Future each, as ThreadPoolExecutor.submit gives."""
 
-    def __init__(self, workers: int, magick_threads: int) -> None:
+    def __init__(self, function: Callable[..., Any], workers: int, magick_threads: int) -> None:
         self._workers: list[_Worker] = []
         try:
             for _ in range(workers):
-                self._workers.append(_Worker(magick_threads))
+                self._workers.append(_Worker(function, magick_threads))
         except BaseException:
             self.shutdown(wait=False, cancel_futures=True)
             raise
 
-    def submit(self, function: Callable[..., Any], pixels: np.ndarray, *arguments: Any) -> Future:
-        """`function(pixels, *arguments)` in a child: a module-level function (pickled by name), pixels an array."""
+    def submit(self, pixels: np.ndarray, *arguments: Any) -> Future:
+        """The pool's function of `pixels` (a uint8 array) and `arguments`, in a child."""
         worker = min(self._workers, key=lambda w: len(w.pending))
-        return worker.submit(function, pixels, arguments)
+        return worker.submit(pixels, arguments)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """Stop every child, once their jobs are done or at once with `cancel_futures`, and wait for each (`wait`
@@ -224,15 +225,15 @@ class ProcessPool:
 
 
 def serve(job_fd: int, result_fd: int, magick_threads: int) -> None:
-    """A child's loop: run each job read from `job_fd`, write its result to `result_fd`, until the pipe closes."""
+    """A child's loop: read the function, then run it on each job read from `job_fd` and write its result to
+    `result_fd`, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import wand.resource
 
-    from . import encoder  # noqa: F401  # what the jobs will run, loaded while the first frame is drawn
-
     wand.resource.limits["thread"] = magick_threads
+    function = _receive(job_fd)
     while (header := _receive(job_fd)) is not None:
-        function, shape, arguments = header
+        shape, arguments = header
         pixels = _receive_pixels(job_fd, shape)
         try:
             reply: tuple = ("ok", function(pixels, *arguments))

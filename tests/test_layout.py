@@ -21,7 +21,7 @@ LAYERS = [
     {"wandlib", "gif"},
     {"palette", "lzw"},
     {"quantizer"},
-    {"frames"},
+    {"frames", "processpool"},
     {"encoder"},
     {"capture", "progress"},
     {"writers"},
