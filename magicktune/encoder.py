@@ -7,10 +7,12 @@ import stat
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Union
 
@@ -18,7 +20,7 @@ import numpy as np
 import wand.resource
 from wand.image import Image
 
-from . import options, wandlib
+from . import options, processpool, wandlib
 from .atomic import AtomicOutput
 from .errors import EncodeError, InvalidValue, PolicyError
 from .frames import (
@@ -303,7 +305,10 @@ class GifEncoder:
         self._pool: ThreadPoolExecutor | ProcessPool
         self._compress: Callable[..., Future]  # compress(pixels, ...) in the pool
         try:
-            if chosen["processes"] and os.name == "posix":
+            cannot = processpool.usable() if chosen["processes"] else None
+            if cannot is not None:
+                warnings.warn(f"compressing in threads of this process: {cannot}", RuntimeWarning, stacklevel=2)
+            if chosen["processes"] and cannot is None:
                 self._pool = ProcessPool(compress, self.workers, magick_threads)
                 self._compress = self._pool.submit
             else:
@@ -495,14 +500,15 @@ class GifEncoder:
             if item.first_index == item.last_index
             else f"frames {item.first_index}-{item.last_index}"
         )
-        timeout = WORKER_PROCESS_TIMEOUT if isinstance(self._pool, ProcessPool) else None
-        try:
-            frame = item.future.result(timeout)
-        except TimeoutError:
+        if isinstance(self._pool, ProcessPool) and not wait_futures([item.future], WORKER_PROCESS_TIMEOUT).done:
             raise EncodeError(
-                f"encoding {where} took more than {timeout:g} s in a worker process: ImageMagick may be stuck, "
-                f"or the frame is too large for this machine"
-            ) from None
+                f"encoding {where} took more than {WORKER_PROCESS_TIMEOUT:g} s in a worker process: ImageMagick "
+                f"may be stuck, or the frame is too large for this machine"
+            )
+        try:
+            frame = item.future.result()
+        except EncodeError as exc:  # says what failed already
+            raise EncodeError(f"encoding {where} failed: {exc}") from exc
         except Exception as exc:
             raise EncodeError(f"encoding {where} failed: {type(exc).__name__}: {exc}") from exc
         assert self._writer is not None

@@ -10,6 +10,7 @@ job pipe closes. No file is shared: nothing is left behind when either side dies
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -30,10 +31,15 @@ from .errors import EncodeError
 
 _LENGTH = struct.Struct("<Q")
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
-#: The child loads this package's modules without its __init__, which imports matplotlib to register the writers:
-#: 41 MB and 0.5 s a child instead of 70 MB and 1.1 s (`/usr/bin/time -f "%e s %M KB" python -c ...` on each).
+#: Run with -I (no current directory on sys.path: a queue.py there must not shadow the standard library's), then
+#: given this process's sys.path. Ctrl-C is ignored from the first line. The child loads this package's modules
+#: without its __init__, which imports matplotlib to register the writers: 41 MB and 0.5 s a child instead of 70 MB
+#: and 1.1 s (`/usr/bin/time -f "%e s %M KB" python -c ...` on each).
 _CHILD = f"""
-import sys, types
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+import json, sys, types
+sys.path[:] = json.loads(sys.argv[4])
 package = types.ModuleType("magicktune")
 package.__path__ = [{_PACKAGE!r}]
 sys.modules["magicktune"] = package
@@ -100,31 +106,50 @@ class _Worker:
         job_read, self._job_write = os.pipe()
         self._result_read, result_write = os.pipe()
         self._stderr = tempfile.TemporaryFile()  # unlinked already: read for an error message, gone on close
+        self.process: subprocess.Popen | None = None
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(job_read), str(result_write), str(magick_threads)],
+                [
+                    _interpreter(),
+                    *subprocess._args_from_interpreter_flags(),  # type: ignore[attr-defined]  # as multiprocessing
+                    "-I",
+                    "-c",
+                    _CHILD,
+                    str(job_read),
+                    str(result_write),
+                    str(magick_threads),
+                    json.dumps(sys.path),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=self._stderr,
                 stderr=self._stderr,
                 pass_fds=(job_read, result_write),
             )
-        except BaseException:
+            self.pending: deque[Future] = deque()
+            self._failure: EncodeError | None = None
+            self._lock = threading.Lock()
+            self._jobs: SimpleQueue[tuple[Any, np.ndarray | None] | None] = SimpleQueue()
+            self._jobs.put((function, None))  # first: its module loads in the child while the first frame is drawn
+            self._feeder = threading.Thread(target=self._feed, name="magicktune-gif-feed", daemon=True)
+            self._reader = threading.Thread(target=self._read, name="magicktune-gif-read", daemon=True)
+            self._feeder.start()
+            self._reader.start()
+        except BaseException as exc:
+            if self.process is not None:
+                self.process.kill()
+                self.process.wait()
             for fd in (self._job_write, self._result_read):
                 os.close(fd)
             self._stderr.close()
+            if isinstance(exc, OSError):
+                raise EncodeError(
+                    f"could not start the encoder's worker process ({_interpreter()}: {exc}); to encode in this "
+                    f"process instead, pass processes=False"
+                ) from exc
             raise
         finally:
             os.close(job_read)
             os.close(result_write)
-        self.pending: deque[Future] = deque()
-        self._failure: EncodeError | None = None
-        self._lock = threading.Lock()
-        self._jobs: SimpleQueue[tuple[Any, np.ndarray | None] | None] = SimpleQueue()
-        self._jobs.put((function, None))  # first: its module loads in the child while the first frame is drawn
-        self._feeder = threading.Thread(target=self._feed, name="magicktune-gif-feed", daemon=True)
-        self._reader = threading.Thread(target=self._read, name="magicktune-gif-read", daemon=True)
-        self._feeder.start()
-        self._reader.start()
 
     def submit(self, pixels: np.ndarray, arguments: tuple) -> Future:
         future: Future = Future()
@@ -157,8 +182,10 @@ class _Worker:
                     future.set_result(message[1])
                 else:
                     future.set_exception(message[1])
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        except BaseException as exc:  # a result that does not unpickle here (the child's code changed on disk)...
             error = exc
+            assert self.process is not None
+            self.process.kill()  # ...ends the child: no later result can be matched to its job
         finally:
             os.close(self._result_read)
         failure = self._died(error)
@@ -169,6 +196,7 @@ class _Worker:
             future.set_exception(failure)
 
     def _died(self, error: BaseException | None) -> EncodeError:
+        assert self.process is not None
         try:
             code = self.process.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -179,15 +207,20 @@ class _Worker:
         said = lines[-1].strip() if lines else ""  # a traceback's last line: the error
         how = f"exit status {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "no exit"
         return EncodeError(
-            f"the encoder's worker process ended ({how}{f'; {error}' if error else ''})"
+            f"the encoder's worker process ended ({how}{f'; {type(error).__name__}: {error}' if error else ''})"
             f"{': ' + said if said else ''}; to encode in this process instead, pass processes=False"
         )
 
-    def stop(self, now: bool) -> None:
-        """End the child: after the jobs it has (`now`: at once) and wait for it; safe to call twice."""
+    def ask_to_stop(self, now: bool) -> None:
+        """No more jobs: the child exits after those it has, or (`now`) at once."""
+        assert self.process is not None
         self._jobs.put(None)
         if now and self.process.poll() is None:
             self.process.terminate()
+
+    def wait(self) -> None:
+        """Wait for the child (killed after EXIT_TIMEOUT) and the threads; safe to call twice."""
+        assert self.process is not None
         try:
             self.process.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -213,21 +246,28 @@ class ProcessPool:
 
     def submit(self, pixels: np.ndarray, *arguments: Any) -> Future:
         """The pool's function of `pixels` (a uint8 array) and `arguments`, in a child."""
+        if not self._workers:
+            raise RuntimeError("cannot submit to a pool that has been shut down")
         worker = min(self._workers, key=lambda w: len(w.pending))
         return worker.submit(pixels, arguments)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        """Stop every child, once their jobs are done or at once with `cancel_futures`, and wait for each (`wait`
-        is taken for ThreadPoolExecutor's signature)."""
-        workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.stop(now=cancel_futures)
+        """Stop every child, once their jobs are done or at once with `cancel_futures`, and wait for them all
+        (`wait` is taken for ThreadPoolExecutor's signature). Every child is told before any is waited for, and a
+        child leaves the pool only once it has ended, so an interrupted shutdown can be run again."""
+        for worker in self._workers:
+            worker.ask_to_stop(now=cancel_futures)
+        while self._workers:
+            self._workers[0].wait()
+            self._workers.pop(0)
 
 
 def serve(job_fd: int, result_fd: int, magick_threads: int) -> None:
     """A child's loop: read the function, then run it on each job read from `job_fd` and write its result to
     `result_fd`, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for fd in (job_fd, result_fd):
+        os.set_inheritable(fd, False)  # not to ImageMagick's delegates
     import wand.resource
 
     wand.resource.limits["thread"] = magick_threads
@@ -240,6 +280,26 @@ def serve(job_fd: int, result_fd: int, magick_threads: int) -> None:
         except Exception as exc:
             reply = ("error", _portable(exc))
         _send(result_fd, reply)
+
+
+def _interpreter() -> str:
+    """The Python that runs children, as multiprocessing would start it (multiprocessing.set_executable counts)."""
+    import multiprocessing.spawn
+
+    return multiprocessing.spawn.get_executable() or ""
+
+
+def usable() -> str | None:
+    """Why child processes cannot run here (None: they can): a frozen app or an embedding host has no Python
+    interpreter to start."""
+    if os.name != "posix":
+        return "worker processes are written for POSIX pipes"
+    if getattr(sys, "frozen", False):
+        return "a frozen application has no Python interpreter to start"
+    executable = _interpreter()
+    if not executable or not os.access(executable, os.X_OK):
+        return f"sys.executable ({executable!r}) is not a Python interpreter this process can start"
+    return None
 
 
 def _portable(error: Exception) -> Exception:

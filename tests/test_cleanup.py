@@ -185,7 +185,7 @@ def test_sigterm_to_a_save_cleans_up_and_ends_by_sigterm(tmp_path, writer):
         convert.wait(timeout=30)
         assert not os.path.exists(policy_dir)
     else:
-        worker.wait(timeout=30)  # ended by the save's cleanup (this signal went to the save alone)
+        worker.wait(timeout=30)  # the signal went to the save alone; its worker goes with it
     assert os.listdir(tmp_path) == []
 
 

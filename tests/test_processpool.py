@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 from helpers import workers_of
 from test_encoder import H, W, encode, leftovers, scene
@@ -53,7 +54,10 @@ def translucent(frames):
 def test_processes_write_the_gif_threads_write(tmp_path, options):
     frames = scene(24)
     encode(tmp_path / "threads.gif", frames, **options)
-    encode(tmp_path / "processes.gif", frames, processes=True, **options)
+    with GifEncoder(tmp_path / "processes.gif", (W, H), 30, processes=True, **options) as encoder:
+        for frame in frames:
+            encoder.add_frame(frame)
+        assert workers_of(), "no worker process"
     assert (tmp_path / "processes.gif").read_bytes() == (tmp_path / "threads.gif").read_bytes()
 
 
@@ -81,6 +85,49 @@ def test_an_interrupted_encode_leaves_no_worker_and_no_file(tmp_path):
                     raise KeyboardInterrupt
                 encoder.add_frame(frame)
     assert workers_of() == []
+    assert leftovers(tmp_path) == []
+
+
+def test_a_worker_ignores_ctrl_c_which_the_terminal_sends_to_the_whole_group():
+    pool = ProcessPool(np.reshape, 1, 1)
+    try:
+        assert pool.submit(np.arange(8, dtype=np.uint8), (2, 4)).result(timeout=60).shape == (2, 4)  # started
+        (worker,) = workers_of()
+        worker.send_signal(signal.SIGINT)
+        assert pool.submit(np.arange(8, dtype=np.uint8), (4, 2)).result(timeout=60).shape == (4, 2)
+        assert worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE
+    finally:
+        pool.shutdown()
+    assert workers_of() == []
+
+
+def test_a_module_in_the_working_directory_does_not_shadow_the_workers_standard_library(tmp_path, monkeypatch):
+    """The child runs `python -I -c ...` with this process's sys.path: a queue.py where the user works used to
+    break every save in processes and none in threads."""
+    (tmp_path / "queue.py").write_text("raise ImportError('queue.py in the working directory')\n")
+    (tmp_path / "signal.py").write_text("raise ImportError('signal.py in the working directory')\n")
+    monkeypatch.chdir(tmp_path)
+    encode(tmp_path / "out.gif", scene(6), processes=True)
+    assert leftovers(tmp_path) == ["out.gif", "queue.py", "signal.py"]
+
+
+def test_without_an_interpreter_to_start_the_encoder_warns_and_uses_threads(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with pytest.warns(RuntimeWarning, match="compressing in threads of this process: a frozen application"):
+        with GifEncoder(tmp_path / "out.gif", (W, H), 30, processes=True) as encoder:
+            for frame in scene(6):
+                encoder.add_frame(frame)
+            assert workers_of() == []
+    assert leftovers(tmp_path) == ["out.gif"]
+
+
+def test_a_timeout_raised_by_the_work_itself_is_reported_as_its_error(tmp_path, monkeypatch):
+    def times_out(*args):
+        raise TimeoutError("the work's own timeout")
+
+    monkeypatch.setattr(encoder_module, "compress", times_out)
+    with pytest.raises(EncodeError, match=r"frame 0 failed: TimeoutError: the work's own timeout"):
+        encode(tmp_path / "out.gif", scene(3))
     assert leftovers(tmp_path) == []
 
 
@@ -112,16 +159,17 @@ def test_a_killed_worker_fails_the_encode_saying_so_and_leaves_nothing(tmp_path)
 
 
 def test_a_worker_that_cannot_start_is_a_clear_error(tmp_path, monkeypatch):
-    """A child interpreter that fails on import (here: a PYTHONPATH that shadows numpy) is reported with what it
-    printed, and the encode leaves nothing."""
+    """A child interpreter that fails on import (here: a sys.path entry that shadows numpy) is reported with what
+    it printed, and the encode leaves nothing."""
     shadow = tmp_path / "shadow"
     (shadow / "numpy").mkdir(parents=True)
     (shadow / "numpy" / "__init__.py").write_text("raise ImportError('numpy shadowed for the test')\n")
-    monkeypatch.setenv("PYTHONPATH", str(shadow))
+    monkeypatch.syspath_prepend(str(shadow))  # the child is given this process's sys.path
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(
-        EncodeError, match=r"worker process ended \(exit status 1\): ImportError: numpy shadowed for the test"
+        EncodeError,
+        match=r"frame 0 failed: the encoder's worker process ended \(exit status 1\): ImportError: numpy shadowed",
     ):
         encode(out / "x.gif", scene(10), processes=True)
     assert workers_of() == []
