@@ -20,7 +20,7 @@ import numpy as np
 import wand.resource
 from wand.image import Image
 
-from . import options, processpool, wandlib
+from . import options, wandlib
 from .atomic import AtomicOutput
 from .errors import EncodeError, InvalidValue, PolicyError
 from .frames import (
@@ -44,7 +44,7 @@ from .gif import (
 )
 from .lzw import lzw
 from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, map_colours
-from .processpool import ProcessPool
+from .processpool import ProcessPool, why_unavailable
 from .quantizer import quantize_frame
 from .wandlib import CACHE_BYTES_PER_PIXEL, check_frame_fits, images_that_fit
 
@@ -305,7 +305,7 @@ class GifEncoder:
         self._pool: ThreadPoolExecutor | ProcessPool
         self._compress: Callable[..., Future]  # compress(pixels, ...) in the pool
         try:
-            cannot = processpool.usable() if chosen["processes"] else None
+            cannot = why_unavailable() if chosen["processes"] else None
             if cannot is not None:
                 warnings.warn(f"compressing in threads of this process: {cannot}", RuntimeWarning, stacklevel=2)
             if chosen["processes"] and cannot is None:

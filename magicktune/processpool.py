@@ -289,7 +289,7 @@ def _interpreter() -> str:
     return multiprocessing.spawn.get_executable() or ""
 
 
-def usable() -> str | None:
+def why_unavailable() -> str | None:
     """Why child processes cannot run here (None: they can): a frozen app or an embedding host has no Python
     interpreter to start."""
     if os.name != "posix":

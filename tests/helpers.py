@@ -1,7 +1,9 @@
 """What several test modules need: a GIF read back (its composited frames, how close they are), the encoder's worker
-processes."""
+processes, a condition waited for."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import psutil
@@ -23,6 +25,17 @@ def psnr(a, b):
     """PSNR in dB of two uint8 arrays; 99 when they are equal."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def wait_for(condition, timeout=60.0, what="the condition"):
+    """What `condition()` returns once it is truthy, polled every 50 ms for `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def workers_of(pid=None):

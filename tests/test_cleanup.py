@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 import wand.resource
-from helpers import workers_of
+from helpers import wait_for, workers_of
 
 import magicktune
 from magicktune import atomic, resources
@@ -35,16 +35,6 @@ def noise(seed=0):
     frame = np.random.default_rng(seed).integers(0, 256, (SIZE[1], SIZE[0], 4), np.uint8)
     frame[..., 3] = 255
     return frame
-
-
-def wait_for(condition, timeout=60.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def partials(directory):

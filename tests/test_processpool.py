@@ -12,7 +12,7 @@ import time
 import numpy as np
 import psutil
 import pytest
-from helpers import workers_of
+from helpers import wait_for, workers_of
 from test_encoder import H, W, encode, leftovers, scene
 
 import magicktune.encoder as encoder_module
@@ -20,16 +20,6 @@ from magicktune.encoder import EncodeError, GifEncoder
 from magicktune.processpool import ProcessPool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def wait_for(condition, timeout=60.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def translucent(frames):
