@@ -106,7 +106,6 @@ class _Worker:
         job_read, self._job_write = os.pipe()
         self._result_read, result_write = os.pipe()
         self._stderr = tempfile.TemporaryFile()  # unlinked already: read for an error message, gone on close
-        self.process: subprocess.Popen | None = None
         try:
             self.process = subprocess.Popen(
                 [
@@ -125,19 +124,7 @@ class _Worker:
                 stderr=self._stderr,
                 pass_fds=(job_read, result_write),
             )
-            self.pending: deque[Future] = deque()
-            self._failure: EncodeError | None = None
-            self._lock = threading.Lock()
-            self._jobs: SimpleQueue[tuple[Any, np.ndarray | None] | None] = SimpleQueue()
-            self._jobs.put((function, None))  # first: its module loads in the child while the first frame is drawn
-            self._feeder = threading.Thread(target=self._feed, name="magicktune-gif-feed", daemon=True)
-            self._reader = threading.Thread(target=self._read, name="magicktune-gif-read", daemon=True)
-            self._feeder.start()
-            self._reader.start()
         except BaseException as exc:
-            if self.process is not None:
-                self.process.kill()
-                self.process.wait()
             for fd in (self._job_write, self._result_read):
                 os.close(fd)
             self._stderr.close()
@@ -148,8 +135,29 @@ class _Worker:
                 ) from exc
             raise
         finally:
-            os.close(job_read)
+            os.close(job_read)  # the child's ends: the reader sees end of file once the child has gone
             os.close(result_write)
+        self.pending: deque[Future] = deque()
+        self._failure: EncodeError | None = None
+        self._lock = threading.Lock()
+        self._jobs: SimpleQueue[tuple[Any, np.ndarray | None] | None] = SimpleQueue()
+        self._jobs.put((function, None))  # first: its module loads in the child while the first frame is drawn
+        self._feeder = threading.Thread(target=self._feed, name="magicktune-gif-feed", daemon=True)
+        self._reader = threading.Thread(target=self._read, name="magicktune-gif-read", daemon=True)
+        try:
+            self._feeder.start()
+            self._reader.start()
+        except BaseException:
+            self.process.kill()
+            self._jobs.put(None)
+            for thread, fd in ((self._feeder, self._job_write), (self._reader, self._result_read)):
+                if thread.ident is None:
+                    os.close(fd)  # a started thread closes its own end
+                else:
+                    thread.join()
+            self.process.wait()
+            self._stderr.close()
+            raise
 
     def submit(self, pixels: np.ndarray, arguments: tuple) -> Future:
         future: Future = Future()
@@ -184,7 +192,6 @@ class _Worker:
                     future.set_exception(message[1])
         except BaseException as exc:  # a result that does not unpickle here (the child's code changed on disk)...
             error = exc
-            assert self.process is not None
             self.process.kill()  # ...ends the child: no later result can be matched to its job
         finally:
             os.close(self._result_read)
@@ -196,7 +203,6 @@ class _Worker:
             future.set_exception(failure)
 
     def _died(self, error: BaseException | None) -> EncodeError:
-        assert self.process is not None
         try:
             code = self.process.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -213,14 +219,12 @@ class _Worker:
 
     def ask_to_stop(self, now: bool) -> None:
         """No more jobs: the child exits after those it has, or (`now`) at once."""
-        assert self.process is not None
         self._jobs.put(None)
         if now and self.process.poll() is None:
             self.process.terminate()
 
     def wait(self) -> None:
         """Wait for the child (killed after EXIT_TIMEOUT) and the threads; safe to call twice."""
-        assert self.process is not None
         try:
             self.process.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:

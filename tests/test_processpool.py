@@ -140,8 +140,8 @@ def test_a_killed_worker_fails_the_encode_saying_so_and_leaves_nothing(tmp_path)
         for k, frame in enumerate(frames):
             if k == 3:
                 (worker,) = workers_of()
-                worker.kill()
-                worker.wait(30)
+                worker.kill()  # not worker.wait(): psutil would reap the child and take its exit status
+                wait_for(lambda w=worker: not w.is_running() or w.status() == psutil.STATUS_ZOMBIE, what="the kill")
             encoder.add_frame(frame)
         encoder.close()
     assert workers_of() == []
@@ -219,3 +219,27 @@ def test_a_frame_that_takes_too_long_stops_the_encode_and_its_worker(tmp_path, m
         encode(tmp_path / "out.gif", [big, big[::-1].copy()], processes=True, workers=1)
     assert workers_of() == []
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_thread_that_cannot_start_leaves_no_worker_and_no_open_pipe(monkeypatch, failing):
+    """Python raises RuntimeError ("can't start new thread") when the process is out of threads: the child and
+    every pipe end go, whichever of the feeder (1) and reader (2) failed."""
+    import threading
+
+    real_start = threading.Thread.start
+    calls = []
+
+    def start(thread):
+        calls.append(thread.name)
+        if len(calls) == failing:
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        ProcessPool(np.reshape, 1, 1)
+    monkeypatch.undo()
+    assert workers_of() == []
+    assert sorted(os.listdir("/proc/self/fd")) == before
