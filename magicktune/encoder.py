@@ -148,6 +148,13 @@ class _InFlight:
     first_index: int
     last_index: int
 
+    @property
+    def frames(self) -> str:
+        """The source frames this GIF frame stands for, as an error message names them."""
+        if self.first_index == self.last_index:
+            return f"frame {self.first_index}"
+        return f"frames {self.first_index}-{self.last_index}"
+
 
 #: What one worker holds in ImageMagick at once: up to two frame-sized images (the frame, and what quantizing or
 #: LZW makes of it), colormapped ones with 2 more bytes a pixel (IM6 Q16's index). Measured with 40 frames of
@@ -495,22 +502,17 @@ class GifEncoder:
 
     def _write_head(self) -> None:
         item = self._inflight.popleft()
-        where = (
-            f"frame {item.first_index}"
-            if item.first_index == item.last_index
-            else f"frames {item.first_index}-{item.last_index}"
-        )
         if isinstance(self._pool, ProcessPool) and not wait_futures([item.future], WORKER_PROCESS_TIMEOUT).done:
             raise EncodeError(
-                f"encoding {where} took more than {WORKER_PROCESS_TIMEOUT:g} s in a worker process: ImageMagick "
-                f"may be stuck, or the frame is too large for this machine"
+                f"encoding {item.frames} took more than {WORKER_PROCESS_TIMEOUT:g} s in a worker process: "
+                f"ImageMagick may be stuck, or the frame is too large for this machine"
             )
         try:
             frame = item.future.result()
         except EncodeError as exc:  # says what failed already
-            raise EncodeError(f"encoding {where} failed: {exc}") from exc
+            raise EncodeError(f"encoding {item.frames} failed: {exc}") from exc
         except Exception as exc:
-            raise EncodeError(f"encoding {where} failed: {type(exc).__name__}: {exc}") from exc
+            raise EncodeError(f"encoding {item.frames} failed: {type(exc).__name__}: {exc}") from exc
         assert self._writer is not None
         self._writer.write_frame(replace(frame, rect=(*item.origin, *frame.rect[2:])), item.delay, item.disposal)
         if self.progress is not None:

@@ -81,19 +81,24 @@ def _send(fd: int, header: Any, payload: np.ndarray | None = None) -> None:
         _write_all(fd, np.ascontiguousarray(payload).data)
 
 
-def _receive(fd: int) -> Any:
+def _read_message(fd: int) -> bytearray | None:
+    """One message `_send` wrote (its length, then its body), or None at end of file before it."""
     length = _read_exact(fd, _LENGTH.size)
     if length is None:
         return None
-    message = _read_exact(fd, _LENGTH.unpack(length)[0])
-    if message is None:
+    body = _read_exact(fd, _LENGTH.unpack(length)[0])
+    if body is None:
         raise EOFError("pipe closed between a message's length and its body")
-    return pickle.loads(message)
+    return body
+
+
+def _receive(fd: int) -> Any:
+    message = _read_message(fd)
+    return None if message is None else pickle.loads(message)
 
 
 def _receive_pixels(fd: int, shape: tuple[int, ...]) -> np.ndarray:
-    length = _read_exact(fd, _LENGTH.size)
-    data = _read_exact(fd, _LENGTH.unpack(length)[0]) if length is not None else None
+    data = _read_message(fd)
     if data is None:
         raise EOFError("pipe closed before a frame's pixels")
     return np.frombuffer(data, np.uint8).reshape(shape)
