@@ -46,6 +46,7 @@ from .lzw import lzw
 from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, map_colours
 from .processpool import ProcessPool, why_unavailable
 from .quantizer import quantize_frame
+from .shown import Over, ShownCanvas, Turns
 from .wandlib import CACHE_BYTES_PER_PIXEL, check_frame_fits, images_that_fit
 
 __all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats", "QUANTIZERS", "DEFAULT_QUALITY"]
@@ -56,6 +57,7 @@ QUANTIZERS = options.QUANTIZERS
 DEFAULT_QUALITY = 100
 
 Progress = Callable[[int, int | None], None]
+EVERY = 0xFFFF  # GifEncoder._writer_of: a pixel every worker knows
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -77,6 +79,8 @@ def compress(
     treedepth: int = 0,
     spare_transparent: bool = False,
     quantizer: str = "imagemagick",
+    over: Over | None = None,
+    canvas: ShownCanvas | None = None,
 ) -> GifFrame:
     """Quantize (or remap to `palette`, a 1xN RGBA image whose last entry is transparent) one (h, w, 4) uint8
     frame and LZW-compress it with ImageMagick's GIF coder.
@@ -84,13 +88,17 @@ def compress(
     `spare_transparent` quantizes to at most 255 colours and adds a transparent entry, so decoders that fix
     their canvas mode from the first frame (Pillow) keep an alpha channel, and restore-to-background clears to
     transparent rather than to a colour. `quantizer` "magicktune" builds the table with quantizer.py (exact when
-    the pixels have few enough colours), "imagemagick" with ImageMagick's octree at `treedepth`.
+    the pixels have few enough colours), "imagemagick" with ImageMagick's octree at `treedepth`. With `over`
+    and the worker's `canvas`, the "magicktune" quantizer's unchanged pixels are written the way LZW packs best.
     """
     if dither != "none":
         return _compress_dithered(pixels, colors, dither, palette, treedepth, spare_transparent)
     if palette is None:
         if quantizer == "magicktune":
             table, indexes = quantize_frame(pixels, colors, spare_transparent)
+            if over is not None and canvas is not None:
+                transparent = 0 if table[0] == 0 else len(table) if spare_transparent else None
+                indexes = canvas.write(table, indexes, transparent, over)
         else:
             table, indexes = map_colours(pixels, min(colors, 255) if spare_transparent else colors, treedepth)
         if table[0] == 0:
@@ -106,6 +114,49 @@ def compress(
         raise EncodeError("ImageMagick remapped a colour outside the global palette")
     transparent = spare_transparent or table[0] == 0
     return lzw(entries, found.astype(np.uint8)[indexes], len(entries) - 1 if transparent else None)
+
+
+class Compressor:
+    """compress() as one worker runs it, with that worker's own knowledge of what the GIF shows (each child
+    process unpickles a copy of its own; each thread has one)."""
+
+    def __init__(self, canvas: ShownCanvas | None = None) -> None:
+        self.canvas = canvas or ShownCanvas()
+
+    def __call__(self, pixels: np.ndarray, *arguments: object) -> GifFrame:
+        over = arguments[-1] if arguments else None
+        if isinstance(over, Over) and over.whole and self.canvas.turns is None:
+            self.canvas.colours = None  # this child knows its canvas again once the frame is on it, not if it fails
+        try:
+            return compress(pixels, *arguments, self.canvas)  # type: ignore[arg-type, call-arg]
+        finally:
+            turns = self.canvas.turns
+            if turns is not None and isinstance(over, Over):  # failed before its turn: the frames after it go on
+                turns.wait_for(over.turn)
+                turns.done(over.turn)
+
+
+class _Threads:
+    """`workers` threads, each running the jobs given to it in order, as ProcessPool's children do; they share one
+    canvas of what the GIF shows, and put frames on it in turn."""
+
+    def __init__(self, workers: int) -> None:
+        self._turns = Turns()
+        canvas = ShownCanvas(self._turns)
+        self._compressors = [Compressor(canvas) for _ in range(workers)]
+        self._threads = [ThreadPoolExecutor(1, thread_name_prefix="magicktune-gif") for _ in range(workers)]
+
+    def submit(self, worker: int, pixels: np.ndarray, *arguments: object) -> Future:
+        return self._threads[worker].submit(self._compressors[worker], pixels, *arguments)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            self._turns.abandon()  # a cancelled frame never takes its turn
+        for threads in self._threads:
+            threads.shutdown(wait=False, cancel_futures=cancel_futures)
+        if wait:
+            for threads in self._threads:
+                threads.shutdown(wait=True)
 
 
 def _compress_dithered(
@@ -215,7 +266,7 @@ def check_may_write(given: PathLike, target: str) -> None:
         )
 
 
-def _release(pool: ThreadPoolExecutor | ProcessPool, output: AtomicOutput | None) -> None:
+def _release(pool: _Threads | ProcessPool, output: AtomicOutput | None) -> None:
     """What an encoder holds, given back once, also when it is dropped without close() or abort()."""
     try:
         if output is not None:
@@ -300,6 +351,12 @@ class GifEncoder:
         self._prev: _Pending | None = None
         self._palette: np.ndarray | None = None
         self._inflight: deque[_InFlight] = deque()
+        self._next_worker = 0
+        self._shown_known = False  # since the last whole frame, every frame went over what the GIF showed
+        self._turn = 0  # threads: the next frame's place on their shared canvas
+        self._writer_of: np.ndarray | None = None  # processes: the child that wrote each pixel (EVERY: all know it)
+        self._reuses_shown = self.optimize and self.quantizer == "magicktune" and self.dither == "none"
+        self._reuses_shown &= not self.global_palette
         self._max_inflight = 2 * self.workers
         self._writer: GifWriter | None = None
         self._closed = False
@@ -309,19 +366,15 @@ class GifEncoder:
             check_may_write(path, output.target)  # type: ignore[arg-type]  # not a stream: a path
         magick_threads = chosen["magick_threads"] or max(1, cores() // self.workers)
         _process_settings.hold(magick_threads)
-        self._pool: ThreadPoolExecutor | ProcessPool
-        self._compress: Callable[..., Future]  # compress(pixels, ...) in the pool
+        self._pool: _Threads | ProcessPool
         try:
             cannot = why_unavailable() if chosen["processes"] else None
             if cannot is not None:
                 warnings.warn(f"compressing in threads of this process: {cannot}", RuntimeWarning, stacklevel=2)
             if chosen["processes"] and cannot is None:
-                self._pool = ProcessPool(compress, self.workers, magick_threads)
-                self._compress = self._pool.submit
+                self._pool = ProcessPool(Compressor(), self.workers, magick_threads)
             else:
-                threads = ThreadPoolExecutor(self.workers, thread_name_prefix="magicktune-gif")
-                self._pool = threads
-                self._compress = lambda *arguments: threads.submit(compress, *arguments)
+                self._pool = _Threads(self.workers)
         except BaseException:
             _process_settings.release()
             raise
@@ -442,6 +495,7 @@ class GifEncoder:
         prev = self._prev
         full = not self.optimize or prev is None or prev.transparent or frame.transparent or next_transparent
         disposal = DISPOSE_BACKGROUND if frame.transparent or next_transparent else DISPOSE_NONE
+        written = None
         if frame.transparent:
             origin, pixels = (0, 0), binarize_alpha(frame.src)
             self._shown = None
@@ -449,7 +503,7 @@ class GifEncoder:
             origin, pixels = (0, 0), frame.src
             self._shown = frame.src
         elif self.quantizer == "magicktune":
-            origin, pixels = self._changed_only(frame)
+            origin, pixels, written = self._changed_only(frame)
         else:
             assert prev is not None and frame.changed is not None  # add_frame compared it with prev
             changed = frame.changed
@@ -463,15 +517,56 @@ class GifEncoder:
         if self._writer is None:
             self._start(pixels)
         spare = prev is None or disposal == DISPOSE_BACKGROUND
-        future = self._compress(pixels, self.colors, self.dither, self._palette, self.treedepth, spare, self.quantizer)
+        worker = self._next_worker
+        self._next_worker = (worker + 1) % self.workers
+        arguments = (self.colors, self.dither, self._palette, self.treedepth, spare, self.quantizer)
+        over = self._over(frame, full, disposal, origin, pixels, written, worker, arguments)
+        future = self._pool.submit(worker, pixels, *arguments, over)
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame
         while len(self._inflight) > self._max_inflight:
             self._write_head()
 
-    def _changed_only(self, frame: _Pending) -> tuple[tuple[int, int], np.ndarray]:
-        """The crop around the pixels to write, the others transparent over what the GIF shows: a pixel whose
+    def _over(
+        self,
+        frame: _Pending,
+        full: bool,
+        disposal: int,
+        origin: tuple[int, int],
+        pixels: np.ndarray,
+        written: np.ndarray | None,
+        worker: int,
+        arguments: tuple,
+    ) -> Over | None:
+        """What `worker` knows of the GIF's pixels under this frame, and the bookkeeping of who wrote what: threads
+        share one canvas and know it all; a child process knows the pixels it wrote last, and a whole frame, which
+        every child is given."""
+        if not self._reuses_shown or frame.transparent or disposal != DISPOSE_NONE:
+            self._shown_known = False
+            return None
+        if not (full or self._shown_known):
+            return None
+        self._shown_known = True
+        if isinstance(self._pool, _Threads):
+            self._turn += 1
+            return Over(origin, whole=full, turn=self._turn - 1)
+        if full:
+            for other in range(self.workers):  # the others learn the whole frame too; their GIF frames are dropped
+                if other != worker:
+                    self._pool.submit(other, pixels, *arguments, Over(origin, whole=True))
+            self._writer_of = np.full(pixels.shape[:2], EVERY, np.uint16)
+            return Over(origin, whole=True)
+        assert self._writer_of is not None and written is not None
+        x0, y0 = origin
+        height, width = pixels.shape[:2]
+        writers = self._writer_of[y0 : y0 + height, x0 : x0 + width]
+        known = np.packbits((writers == worker) | (writers == EVERY))
+        writers[written] = worker
+        return Over(origin, known)
+
+    def _changed_only(self, frame: _Pending) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+        """The crop around the pixels to write and their mask, the others transparent over what the GIF shows: a pixel whose
         source does not change never changes in the GIF. Beyond the quality's tolerance of what the GIF shows
         counts as changed (frames.changed_pixels); the shown colours follow what is written, so the error never
         builds up."""
@@ -484,8 +579,9 @@ class GifEncoder:
             self._shown = frame.src
         x0, y0, x1, y1 = bbox(changed) if changed.any() else (0, 0, 1, 1)
         # One pass over 32-bit pixels: a mask assignment into the (h, w, 4) crop was a fifth of lines' CPU time.
-        kept = np.where(changed[y0:y1, x0:x1], colours(frame.src)[y0:y1, x0:x1], np.uint32(0))
-        return (x0, y0), kept.view(np.uint8).reshape(y1 - y0, x1 - x0, 4)
+        written = changed[y0:y1, x0:x1]
+        kept = np.where(written, colours(frame.src)[y0:y1, x0:x1], np.uint32(0))
+        return (x0, y0), kept.view(np.uint8).reshape(y1 - y0, x1 - x0, 4), written
 
     def _start(self, first_pixels: np.ndarray) -> None:
         global_table = None

@@ -242,7 +242,8 @@ class _Worker:
 
 class ProcessPool:
     """`function` (module-level, so it pickles by name) of a frame and other arguments, run in `workers` child
-    processes, each job to the child with the fewest waiting; a Future each, as ThreadPoolExecutor.submit gives."""
+    processes, each job to the child it names, run in the order given; a Future each, as ThreadPoolExecutor.submit
+    gives. `function` may be an instance of a module-level class: each child then has a copy of its own."""
 
     def __init__(self, function: Callable[..., Any], workers: int, magick_threads: int) -> None:
         self._workers: list[_Worker] = []
@@ -253,12 +254,11 @@ class ProcessPool:
             self.shutdown(wait=False, cancel_futures=True)
             raise
 
-    def submit(self, pixels: np.ndarray, *arguments: Any) -> Future:
-        """The pool's function of `pixels` (a uint8 array) and `arguments`, in a child."""
+    def submit(self, worker: int, pixels: np.ndarray, *arguments: Any) -> Future:
+        """The pool's function of `pixels` (a uint8 array) and `arguments`, in child number `worker`."""
         if not self._workers:
             raise RuntimeError("cannot submit to a pool that has been shut down")
-        worker = min(self._workers, key=lambda w: len(w.pending))
-        return worker.submit(pixels, arguments)
+        return self._workers[worker].submit(pixels, arguments)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """Stop every child, once their jobs are done or at once with `cancel_futures`, and wait for them all

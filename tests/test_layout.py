@@ -21,7 +21,7 @@ LAYERS = [
     {"wandlib", "gif"},
     {"palette", "lzw"},
     {"quantizer"},
-    {"frames", "processpool"},
+    {"frames", "processpool", "shown"},
     {"encoder"},
     {"capture", "progress"},
     {"writers"},
