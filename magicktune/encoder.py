@@ -43,7 +43,7 @@ from .gif import (
     split_gif,
 )
 from .lzw import lzw
-from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, map_colours
+from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, entries_of, map_colours
 from .processpool import ProcessPool, why_unavailable
 from .quantizer import quantize_frame
 from .shown import Over, ShownCanvas, Turns
@@ -108,9 +108,8 @@ def compress(
         return lzw(table, indexes, None)
     table, indexes = map_colours(pixels, colors, treedepth, palette)
     entries = colours(np.ascontiguousarray(palette)).reshape(-1)
-    position = np.argsort(entries)
-    found = position[np.searchsorted(entries, table, sorter=position).clip(max=len(entries) - 1)]
-    if not np.array_equal(entries[found], table):
+    found, held = entries_of(entries, table)
+    if not held.all():
         raise EncodeError("ImageMagick remapped a colour outside the global palette")
     transparent = spare_transparent or table[0] == 0
     return lzw(entries, found.astype(np.uint8)[indexes], len(entries) - 1 if transparent else None)

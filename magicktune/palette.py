@@ -48,6 +48,14 @@ def colours(rgba: np.ndarray) -> np.ndarray:
     return rgba.view("<u4")[..., 0]
 
 
+def entries_of(table: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each colour in `wanted`, an entry of `table` (a 1-D array of colour numbers) and whether that entry
+    holds it."""
+    order = np.argsort(table)
+    entry = order[np.searchsorted(table, wanted, sorter=order).clip(max=len(table) - 1)]
+    return entry, table[entry] == wanted
+
+
 def map_colours(
     pixels: np.ndarray, colors: int, treedepth: int = 0, palette: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,8 @@ as transparency or as the colour already shown, and the choice is made for LZW's
 As gifsicle -O2 chooses (its transp_frame_data): a run of such pixels in scan order keeps its colour when it
 has one, and becomes transparent when it spans several. Either way the decoded frame is the same. Over 30
 frames of each workload, against leaving every unchanged pixel transparent: seed -8.9%, field -5.4%, photo
--3.9%, lines +0.4% (a scratch prototype of this module over benchmarks' frames; the encoder's own figures are
-in the README's fidelity table, from `python -m benchmarks --quick`).
+-3.9%, lines +0.4% (GifEncoder over benchmarks' frames, against the encoder before this module: a scratch
+script, not kept; `python -m benchmarks --quick` gives the same comparison against every anchor).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from .palette import entries_of
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,8 @@ def _in_runs(
     unchanged = ~written
     ask = np.flatnonzero((unchanged & known).reshape(-1))
     if ask.size:
-        wanted = shown.reshape(-1)[ask]
-        order = np.argsort(table)
-        position = np.searchsorted(table, wanted, sorter=order).clip(max=len(table) - 1)
-        held = table[order[position]] == wanted
-        value[ask[held]] = order[position[held]]
+        entry, held = entries_of(table, shown.reshape(-1)[ask])
+        value[ask[held]] = entry[held]
     same = (unchanged | (known & (new == shown))).reshape(-1)
     starts = same.copy()
     starts[1:] &= ~same[:-1]
