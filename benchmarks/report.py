@@ -150,9 +150,7 @@ FIDELITY_CASES = {
     "ffmpeg_encode": "ffmpeg",
     "convert_policy": "convert",
     "mt_encode_octree": "magicktune, octree (before)",
-    "mt_encode_q90": "quality 90",
-    "mt_encode_q80": "quality 80",
-    "mt_encode_q60": "quality 60",
+    **{f"mt_encode_q{q}": f"quality {q}" for q in QUALITY_CURVE},
 }
 
 

@@ -165,7 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality",
         type=int,
         default=None,
-        help="0 to 100: lower leaves pixels that changed little as they are, for smaller files (default: the encoder's)",
+        help="0 to 100: the share of --colors each frame's table may use; lower, smaller files (default: 100)",
+    )
+    encode.add_argument(
+        "--tolerance",
+        type=int,
+        default=None,
+        help="levels (0 to 255) a pixel may drift from what the GIF shows before it is written again (default: 0)",
     )
     encode.add_argument(
         "--quantizer",
@@ -548,7 +554,7 @@ def run_encode(args: argparse.Namespace) -> int:
         "global_palette": args.global_palette,
         "loop": args.loop,
     }
-    for name in ("dither", "quality", "quantizer"):
+    for name in ("dither", "quality", "tolerance", "quantizer"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     total = None

@@ -30,7 +30,6 @@ from .frames import (
     binarize_alpha,
     changed_pixels,
     static_detail,
-    tolerance_for,
 )
 from .gif import (
     DISPOSE_BACKGROUND,
@@ -43,17 +42,16 @@ from .gif import (
     split_gif,
 )
 from .lzw import lzw
-from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, entries_of, map_colours
+from .palette import DEFAULT_TREEDEPTH, OPAQUE, colours, dither_image, entries_of, map_colours, table_size
 from .processpool import ProcessPool, why_unavailable
-from .quantizer import quantize_frame
+from .quantizer import quantize_frame, treedepth_at
 from .shown import Over, ShownCanvas, Turns
 from .wandlib import CACHE_BYTES_PER_PIXEL, check_frame_fits, images_that_fit
 
 __all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats", "QUANTIZERS", "DEFAULT_QUALITY"]
 
 QUANTIZERS = options.QUANTIZERS
-#: 100 writes every pixel that changed; lower leaves pixels within a colour tolerance of what the GIF already
-#: shows (see frames.tolerance_for), for smaller files.
+#: 100 gives each frame a table of `colors` entries; lower, that share of them (palette.table_size).
 DEFAULT_QUALITY = 100
 
 Progress = Callable[[int, int | None], None]
@@ -88,14 +86,15 @@ def compress(
     `spare_transparent` quantizes to at most 255 colours and adds a transparent entry, so decoders that fix
     their canvas mode from the first frame (Pillow) keep an alpha channel, and restore-to-background clears to
     transparent rather than to a colour. `quantizer` "magicktune" builds the table with quantizer.py (exact when
-    the pixels have few enough colours), "imagemagick" with ImageMagick's octree at `treedepth`. With `over`
+    the pixels have few enough colours; `treedepth` is its octree pre-cut's), "imagemagick" with ImageMagick's octree
+    at `treedepth`. With `over`
     and the worker's `canvas`, the "magicktune" quantizer's unchanged pixels are written the way LZW packs best.
     """
     if dither != "none":
         return _compress_dithered(pixels, colors, dither, palette, treedepth, spare_transparent)
     if palette is None:
         if quantizer == "magicktune":
-            table, indexes = quantize_frame(pixels, colors, spare_transparent)
+            table, indexes = quantize_frame(pixels, colors, spare_transparent, treedepth=treedepth)
             if over is not None and canvas is not None:
                 transparent = 0 if table[0] == 0 else len(table) if spare_transparent else None
                 indexes = canvas.write(table, indexes, transparent, over)
@@ -303,6 +302,7 @@ class GifEncoder:
         progress: Progress | None = None,
         total_frames: int | None = None,
         quality: int = DEFAULT_QUALITY,
+        tolerance: int = 0,
         quantizer: str = "magicktune",
         processes: bool = False,
     ) -> None:
@@ -319,6 +319,7 @@ class GifEncoder:
                 "magick_threads": magick_threads,
                 "treedepth": treedepth,
                 "quality": quality,
+                "tolerance": tolerance,
                 "quantizer": quantizer,
                 "processes": processes,
             },
@@ -327,14 +328,22 @@ class GifEncoder:
         check_frame_fits(width, height)
         self.quality: int = chosen["quality"]
         self.quantizer: str = chosen["quantizer"]
-        self._tolerance = tolerance_for(self.quality)
+        self.tolerance: int = chosen["tolerance"]
+        if self.tolerance and self.quantizer != "magicktune":
+            raise InvalidValue(
+                f"tolerance={self.tolerance} works only with quantizer='magicktune', got {self.quantizer!r}: "
+                "drop one of the two"
+            )
         self._shown: np.ndarray | None = None  # the source colours the GIF shows now, where each was last written
         self.size = (width, height)
         self.colors: int = chosen["colors"]
+        self._table_size = table_size(self.colors, self.quality)
         self.dither: str = chosen["dither"]
         self.optimize: bool = chosen["optimize"]
         self.treedepth: int = chosen["treedepth"]
         self.global_palette: bool = chosen["global_palette"]
+        own_table = self.quantizer == "magicktune" and self.dither == "none" and not self.global_palette
+        self._treedepth = treedepth_at(self.quality) if own_table else self.treedepth  # quantizer.py's, or the octree's
         self.loop: int | None = chosen["loop"]
         self.comment = comment
         self.progress = progress
@@ -354,8 +363,7 @@ class GifEncoder:
         self._shown_known = False  # since the last whole frame, every frame went over what the GIF showed
         self._turn = 0  # threads: the next frame's place on their shared canvas
         self._writer_of: np.ndarray | None = None  # processes: the child that wrote each pixel (EVERY: all know it)
-        self._reuses_shown = self.optimize and self.quantizer == "magicktune" and self.dither == "none"
-        self._reuses_shown &= not self.global_palette
+        self._reuses_shown = self.optimize and own_table
         self._max_inflight = 2 * self.workers
         self._writer: GifWriter | None = None
         self._closed = False
@@ -518,7 +526,7 @@ class GifEncoder:
         spare = prev is None or disposal == DISPOSE_BACKGROUND
         worker = self._next_worker
         self._next_worker = (worker + 1) % self.workers
-        arguments = (self.colors, self.dither, self._palette, self.treedepth, spare, self.quantizer)
+        arguments = (self._table_size, self.dither, self._palette, self._treedepth, spare, self.quantizer)
         over = self._over(frame, full, disposal, origin, pixels, written, worker, arguments)
         future = self._pool.submit(worker, pixels, *arguments, over)
         first_index = prev.last_index + 1 if prev is not None else 0
@@ -566,12 +574,12 @@ class GifEncoder:
 
     def _changed_only(self, frame: _Pending) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
         """The crop around the pixels to write and their mask, the others transparent over what the GIF shows: a pixel whose
-        source does not change never changes in the GIF. Beyond the quality's tolerance of what the GIF shows
+        source does not change never changes in the GIF. Beyond the tolerance of what the GIF shows
         counts as changed (frames.changed_pixels); the shown colours follow what is written, so the error never
         builds up."""
         assert frame.changed is not None and self._shown is not None
-        if self._tolerance:
-            changed = changed_pixels(frame.src, self._shown, self._tolerance, frame.changed)
+        if self.tolerance:
+            changed = changed_pixels(frame.src, self._shown, self.tolerance, frame.changed)
             self._shown = np.where(changed[..., None], frame.src, self._shown)
         else:
             changed = frame.changed  # against the frame before, which is all written
@@ -585,7 +593,7 @@ class GifEncoder:
     def _start(self, first_pixels: np.ndarray) -> None:
         global_table = None
         if self.global_palette:
-            opaque_colours = min(self.colors, 255)  # and one transparent entry, last
+            opaque_colours = min(self._table_size, 255)  # and one transparent entry, last
             table, _ = map_colours(first_pixels, opaque_colours, self.treedepth)
             rgb = table[table >= OPAQUE].view(np.uint8).reshape(-1, 4)[:, :3]
             if len(rgb):  # a wholly transparent first frame has no colours to share: per-frame palettes then

@@ -52,22 +52,12 @@ def static_detail(crop: np.ndarray, changed: np.ndarray) -> float:
     return float(static.sum()) / max(1, int(edges.sum()))
 
 
-#: Quality 100 counts every change; each 5 below it lets a pixel drift one more level (per channel) from what the
-#: GIF shows before it is written again.
-QUALITY_STEP = 5
-#: Below quality 100 a changed pixel rewrites its whole block of BLOCK x BLOCK pixels: whole blocks of
+#: Above tolerance 0 a changed pixel rewrites its whole block of BLOCK x BLOCK pixels: whole blocks of
 #: transparency and of colour are what LZW packs well (per pixel, the written pixels scattered like noise over a
-#: drifting imshow and the file barely shrank: field 100 frames 9.45 MB at quality 100, 9.33 MB at 90). Not where
+#: drifting imshow and the file barely shrank: field 100 frames 9.45 MB at tolerance 0, 9.33 MB at 2). Not where
 #: blocks would write more pixels than changed (thin lines moving): by blocks, lines 300 frames were 7.97 MB at
-#: quality 90 against 6.44 MB at 100, and flickered (benchmarks/results/full.json, mt_encode_q90 and mt_encode).
+#: tolerance 2 against 6.44 MB at 0, and flickered (benchmarks/results/full.json, then mt_encode_q90 and mt_encode).
 BLOCK = 8
-
-
-def tolerance_for(quality: int) -> int:
-    """The largest per-channel difference from what the GIF shows that quality `quality` (0-100) leaves unwritten."""
-    if isinstance(quality, bool) or not (isinstance(quality, int) and 0 <= quality <= 100):
-        raise InvalidValue(f"quality must be a whole number from 0 to 100 (100: every change written), got {quality!r}")
-    return (100 - quality) // QUALITY_STEP
 
 
 def changed_pixels(src: np.ndarray, shown: np.ndarray, tolerance: int, moved: np.ndarray) -> np.ndarray:

@@ -182,6 +182,7 @@ ENCODER_OPTIONS: dict[str, Callable[[Any], Any]] = {
     "magick_threads": _optional(lambda v: whole(v, "magick_threads", 1)),
     "treedepth": lambda v: whole(v, "treedepth", 0, MAX_TREEDEPTH),
     "quality": lambda v: whole(v, "quality", 0, 100),
+    "tolerance": lambda v: whole(v, "tolerance", 0, 255),
     "quantizer": lambda v: choice(v, "quantizer", QUANTIZERS),
     "processes": lambda v: switch(v, "processes"),
 }

@@ -17,6 +17,17 @@ WAND_DITHERS = {"none": "no", "floyd-steinberg": "floyd_steinberg", "riemersma":
 DEFAULT_TREEDEPTH = 5
 
 
+def table_size(colors: int, quality: int) -> int:
+    """Entries a frame's colour table may use at `quality` (0-100): that share of `colors`, at least 2.
+
+    A smaller table moves every workload along its size/fidelity curve and never flickers. At about the same
+    bytes, quality by colour tolerance (frames.changed_pixels, now the `tolerance` option) was 2 to 7 dB lower on
+    seed, lines and field; only on the photograph was it better. 30 frames of each, from GifEncoder over the
+    benchmark's frames (a scratch script). `python -m benchmarks` draws the curve.
+    """
+    return max(2, round(colors * quality / 100))
+
+
 def quantize(image: Image, colors: int, dither: str, treedepth: int = 0) -> None:
     """Reduce `image` to at most `colors` colours with ImageMagick's quantizer and the named dither."""
     if MAGICK_VERSION_NUMBER >= 0x700:

@@ -22,6 +22,11 @@ from .wandlib import MagickWand
 #: Octree depth for its cut to COARSE_CLUSTERS. Cutting straight to 256, 5 left 22 of 256 entries empty on seed
 #: frame 37 and 178 on field frame 37 (a scratch script, not kept); with Ward after it, see the benchmark.
 TREEDEPTH = 6
+#: The same cut below quality 100. Depth 5 merges the colours of each 8-level cube first, which LZW packs far
+#: better: 30 seed frames were 1.26 MB at 50.7 / 50.5 dB against 1.43 MB at 52.4 / 51.0 with depth 6, and
+#: 30 photo frames 4.60 MB against 4.86 at the same 38.2 / 38.2 (GifEncoder over the benchmark's frames, a
+#: scratch script). Depth 6 stays the default: seed's mean PSNR at 5 is below pngquant's 51.5.
+LOWER_QUALITY_TREEDEPTH = 5
 #: Weighted k-means passes after the mean step: one adds 0.6 dB on seed and photo frames, at up to a third more
 #: time (photo 178 ms against 143).
 PASSES = 1
@@ -42,6 +47,11 @@ COARSE_CLUSTERS = 512
 #: "nearest" rows). A fresh 4 MB score array for each 4,096 rows, as before, took 7.5 ms for 9,500 random colours
 #: (a scratch timing, one run).
 NEAREST_ROWS_AT_ONCE = 1024
+
+
+def treedepth_at(quality: int) -> int:
+    """The octree depth of the pre-cut at `quality` (0-100)."""
+    return TREEDEPTH if quality >= 100 else LOWER_QUALITY_TREEDEPTH
 
 
 def quantize_frame(

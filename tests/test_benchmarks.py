@@ -30,7 +30,7 @@ SMOKE_CASES = [
     "convert_stock",
     "convert_policy",
     "mt_encode",
-    "mt_encode_q60",
+    "mt_encode_q50",
     "mt_encode_octree",
     "pngquant_encode",
 ]
@@ -95,7 +95,7 @@ def test_measured_figures_are_sane(smoke: tuple[dict, Path]) -> None:
             assert "magicktune" in r["error"]
     ours = by[(5, "mt_encode")]
     assert ours["status"] == "ok" and ours["quality"]["static_changed"] == 0, ours
-    assert by[(5, "mt_encode_q60")]["status"] == by[(5, "mt_encode_octree")]["status"] == "ok"
+    assert by[(5, "mt_encode_q50")]["status"] == by[(5, "mt_encode_octree")]["status"] == "ok"
     pngquant = by[(5, "pngquant_encode")]
     assert pngquant["status"] in {"ok", "unavailable"}, pngquant  # make bench installs pngquant and gifsicle
     if pngquant["status"] == "ok":

@@ -370,7 +370,7 @@ def test_encode_a_raw_stream(tmp_path):
     assert sum(durations) == 200  # 6 frames at 30 fps: 3,3,4,3,3,4 cs
 
 
-@pytest.mark.parametrize("option", [["--quality", "60"], ["--quantizer", "imagemagick"]])
+@pytest.mark.parametrize("option", [["--quality", "60"], ["--tolerance", "2"], ["--quantizer", "imagemagick"]])
 def test_encode_takes_quality_and_quantizer(tmp_path, option):
     import numpy as np
 

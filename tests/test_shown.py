@@ -109,11 +109,11 @@ def test_a_frame_that_fails_does_not_hold_up_the_frames_after_it(tmp_path, monke
     real = encoder_module.quantize_frame
     calls = []
 
-    def failing(pixels, *args):
+    def failing(pixels, *args, **kwargs):
         calls.append(1)
         if len(calls) == 6:
             raise MemoryError("cache resources exhausted")
-        return real(pixels, *args)
+        return real(pixels, *args, **kwargs)
 
     monkeypatch.setattr(encoder_module, "quantize_frame", failing)
     with pytest.raises(EncodeError, match="MemoryError: cache resources exhausted"):
