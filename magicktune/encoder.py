@@ -87,8 +87,8 @@ def compress(
     their canvas mode from the first frame (Pillow) keep an alpha channel, and restore-to-background clears to
     transparent rather than to a colour. `quantizer` "magicktune" builds the table with quantizer.py (exact when
     the pixels have few enough colours; `treedepth` is its octree pre-cut's), "imagemagick" with ImageMagick's octree
-    at `treedepth`. With `over`
-    and the worker's `canvas`, the "magicktune" quantizer's unchanged pixels are written the way LZW packs best.
+    at `treedepth`. With `over` and the worker's `canvas`, the "magicktune" quantizer's unchanged pixels are
+    written the way LZW packs best.
     """
     if dither != "none":
         return _compress_dithered(pixels, colors, dither, palette, treedepth, spare_transparent)
