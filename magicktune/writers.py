@@ -103,7 +103,8 @@ def _check_grab_kwargs(savefig_kwargs: dict[str, Any]) -> None:
 class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
     """Animated GIF writer that quantizes frames in ImageMagick while matplotlib renders the next ones.
 
-    Rendering keeps one core busy, so the pool gets the others (at least one worker, one ImageMagick thread), in
+    Rendering keeps one core busy, so the pool gets the others (at least one worker, one ImageMagick thread; with
+    `blit=True`, whose drawing is light, every core), in
     child processes so that drawing and encoding do not share a GIL (`processes=False`: threads of this one).
     Each frame is drawn once (magicktune.capture); `blit=True` draws only the animated artists on a cached
     background. `progress=True` shows a bar; `frames=N` gives it the time left when the animation does not.
@@ -141,7 +142,11 @@ class MagickTuneWriter(_AbortOnError, AbstractMovieWriter):
         super().setup(fig, outfile, dpi=dpi)
         self._size_inches = tuple(fig.get_size_inches())
         self.stats = None
-        chosen = {"workers": max(1, cores() - 1), "magick_threads": 1, "processes": True, **self.options}
+        # Blitting leaves the drawing core mostly idle, so it encodes too. 300 line-plot frames on 2 cores: 10.0 s
+        # with two workers against the floor's 20.0 (`python -m benchmarks --frames lines=300 --cases
+        # render_only,mt_magicktune_blit --no-cap`); with one, 16.1 s in a save timed by hand the same hour.
+        workers = cores() if self.blit else max(1, cores() - 1)
+        chosen = {"workers": workers, "magick_threads": 1, "processes": True, **self.options}
         self._capture = FrameCapture(fig, self.dpi, blit=self.blit)
         self._start_progress(fig, self.frames, self.progress)
         try:

@@ -227,3 +227,29 @@ def test_explain_failure_names_the_limits_for_a_cache_failure():
     message = explain_failure("convert: no images defined `x.gif' @ error/convert.c/ConvertImageCommand/3234.\n", plan)
     assert message.startswith("ImageMagick ran out of pixel cache")
     assert "pass frames=N" in message and "writer='magicktune'" in message and "no images defined" in message
+
+
+@pytest.mark.parametrize(
+    ("keywords", "expected"),
+    [
+        ({}, lambda cores: max(1, cores - 1)),  # one core draws
+        ({"blit": True}, lambda cores: cores),  # blitting draws little: every core encodes
+        ({"blit": True, "workers": 1}, lambda cores: 1),
+    ],
+)
+def test_writer_workers_follow_how_much_drawing_is_left(tmp_path, monkeypatch, keywords, expected):
+    started = []
+
+    class Recording(magicktune.writers.GifEncoder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self.workers)
+
+    monkeypatch.setattr(magicktune.writers, "GifEncoder", Recording)
+    monkeypatch.setattr(magicktune.writers, "cores", lambda: 2)
+    fig, update = scatter_figure()
+    animation.FuncAnimation(fig, update, frames=3, blit=keywords.get("blit", False)).save(
+        tmp_path / "out.gif", writer=MagickTuneWriter(fps=10, **keywords)
+    )
+    assert started == [expected(2)]
+    assert len(decode(tmp_path / "out.gif")[0]) == 3
