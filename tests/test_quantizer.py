@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from helpers import decode, psnr
 
-from magicktune import quantizer
+from magicktune import palette, quantizer
 from magicktune.encoder import GifEncoder
 from magicktune.errors import InvalidValue
 from magicktune.palette import map_colours
@@ -239,3 +239,21 @@ def test_quality_tolerance_and_quantizer_from_extra_args():
         "tolerance": 2,
         "quantizer": "imagemagick",
     }
+
+
+@pytest.mark.parametrize("hashed", [True, False], ids=["hashed", "binary-search"])
+@pytest.mark.parametrize("size", [1, 2, 255, 256])
+def test_entries_of_finds_each_held_colour_first_entry_and_nothing_else(monkeypatch, hashed, size):
+    if not hashed:  # no multiplier to try: the binary search answers
+        monkeypatch.setattr(palette, "_HASH_MULTIPLIERS", palette._HASH_MULTIPLIERS[:0])
+    rng = np.random.default_rng(size)
+    for _ in range(20):
+        table = rng.integers(0, 2**32, size, dtype=np.uint32)
+        table[size // 2 :] = table[: size - size // 2]  # every colour of the second half stands twice
+        wanted = np.concatenate((rng.choice(table, 500), rng.integers(0, 2**32, 500, dtype=np.uint32), table))
+        entry, held = palette.entries_of(table, wanted)
+        first = {}
+        for index, colour in enumerate(table.tolist()):
+            first.setdefault(colour, index)
+        assert held.tolist() == [colour in first for colour in wanted.tolist()]
+        assert entry[held].tolist() == [first[colour] for colour in wanted[held].tolist()]
