@@ -68,7 +68,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="[WORKLOAD/]CASE=N: run CASE only up to N frames (0: never, none: no cap)",
     )
     p.add_argument("--keep", action="store_true", help="keep scratch GIFs and raw streams")
-    p.add_argument("--repeat", type=int, help="runs per case, best wall time reported (default: 1)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        help="rounds of every case: best wall time, and the median of each round's ratio to its floor (default: 1)",
+    )
     p.add_argument("--table", type=Path, metavar="JSON", help="print the markdown table for a results JSON")
     p.add_argument("--summary", type=Path, metavar="JSON", help="print the compact README tables for a results JSON")
     p.add_argument("--plot", type=Path, metavar="JSON", help="redraw the PNG plot for a results JSON")

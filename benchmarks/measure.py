@@ -1,9 +1,11 @@
-"""Run one command and measure it: wall time, peak RSS of its whole process tree, CPU time, exit status.
+"""Run one command and measure it: wall time, peak memory of its whole process tree, CPU time, exit status.
 
-RSS is sampled every ``interval`` seconds over the process and all its descendants (psutil), summed: a
-pipe writer's cost is python + convert/ffmpeg together. Shared pages are counted once per process, so the
-sum slightly overstates. The kernel's ru_maxrss is not used: Linux carries the forking parent's RSS
-high-water mark across fork+exec, so it would charge the harness's own memory to every case.
+Memory is sampled every ``interval`` seconds over the process and all its descendants (psutil), summed: a
+pipe writer's cost is python + convert/ffmpeg together. Summed RSS counts a page shared by two processes
+(the libraries a child interpreter maps, as the parent does) once in each; summed PSS splits such a page
+between them, so it counts every page once, and it is what the tree costs the machine. Both are kept. The
+kernel's ru_maxrss is not used: Linux carries the forking parent's RSS high-water mark across fork+exec, so
+it would charge the harness's own memory to every case.
 """
 
 from __future__ import annotations
@@ -27,25 +29,28 @@ class Measurement:
     returncode: int
     process_s: float
     peak_rss_mb: float
+    peak_pss_mb: float
     cpu_s: float
     samples: int
     timed_out: bool
     stderr_tail: str
 
 
-def _tree_rss(root: psutil.Process) -> int:
-    """Sum of RSS over ``root`` and its live descendants; processes vanishing mid-scan count as 0."""
-    total = 0
+def _tree_memory(root: psutil.Process) -> tuple[int, int]:
+    """Sums of RSS and of PSS over ``root`` and its live descendants; processes vanishing mid-scan count as 0."""
+    rss = pss = 0
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            memory = proc.memory_full_info()  # smaps_rollup: RSS and PSS of one moment
         except psutil.Error:
-            pass
-    return total
+            continue
+        rss += memory.rss
+        pss += memory.pss
+    return rss, pss
 
 
 def run_measured(
@@ -66,12 +71,14 @@ def run_measured(
             argv, stdin=inp, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
         root = psutil.Process(proc.pid)
-        peak, samples, timed_out = 0, 0, False
+        peak_rss = peak_pss = samples = 0
+        timed_out = False
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, _tree_rss(root))
+            rss, pss = _tree_memory(root)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             samples += 1
             if not timed_out and time.perf_counter() - start > timeout:
                 timed_out = True
@@ -83,7 +90,8 @@ def run_measured(
     return Measurement(
         returncode=proc.returncode,
         process_s=elapsed,
-        peak_rss_mb=peak / MB,
+        peak_rss_mb=peak_rss / MB,
+        peak_pss_mb=peak_pss / MB,
         cpu_s=usage.ru_utime + usage.ru_stime,
         samples=samples,
         timed_out=timed_out,

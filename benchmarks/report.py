@@ -19,6 +19,25 @@ def _num(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _ratio(r: dict[str, Any]) -> str | None:
+    """The ratio as the tables print it: with its rounds' span where it is a median of paired rounds."""
+    if r.get("ratio") is None:
+        return None
+    text = f"{r['ratio']:.2f}×"
+    if r.get("ratio_range"):
+        low, high = r["ratio_range"]
+        text += f" ({low:.2f}–{high:.2f} in {r['runs']} rounds)"
+    return text + (" vs dump_raw" if r.get("ratio_to") == "dump_raw" else "")
+
+
+def _memory(r: dict[str, Any]) -> str:
+    """Peak RSS of the process tree, and its PSS where measured (a page shared by the tree's processes once)."""
+    if r.get("peak_rss_mb") is None:
+        return "–"
+    pss = r.get("peak_pss_mb")
+    return f"{r['peak_rss_mb']:,.0f}" + ("" if pss is None else f" (PSS {pss:,.0f})")
+
+
 def _row(r: dict[str, Any]) -> str:
     q = r.get("quality") or {}
     ok = r.get("status") == "ok"
@@ -28,16 +47,14 @@ def _row(r: dict[str, Any]) -> str:
     if not ok and r.get("error"):
         status += ": " + " ".join(str(r["error"]).split())[:90].replace("|", "/")
     wall = _num(r.get("wall_s"), ".1f") + ("" if ok or r.get("wall_s") is None else " (until failure)")
-    ratio = f"{r['ratio']:.2f}×" if r.get("ratio") is not None else "–"
-    if r.get("ratio") is not None and r.get("ratio_to") == "dump_raw":
-        ratio += " (vs dump_raw)"
+    ratio = _ratio(r) or "–"
     size = r.get("output_bytes")
     psnr = "–" if q.get("psnr_mean") is None else f"{q['psnr_mean']:.1f} / {q['psnr_min']:.1f}"
     if q.get("stride", 1) > 1:
         psnr += f" (every {q['stride']}th)"
     play = "–" if not q else f"{q['play_s']:.2f} / {q['expected_play_s']:.2f}"
     flicker = "–" if q.get("static_changed") is None else f"{q['static_changed']:,}"
-    rss = _num(r.get("peak_rss_mb"), ",.0f") if r.get("status") in ("ok", "failed") else "–"
+    rss = _memory(r) if r.get("status") in ("ok", "failed") else "–"
     cpu = _num(r.get("cpu_s"), ".1f") if r.get("status") in ("ok", "failed") else "–"
     return (
         f"| `{r['case']}` | {r['label']} | {status} | {wall} | {ratio} | {cpu} | {rss} | "
@@ -76,7 +93,7 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})",
             "",
-            "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB "
+            "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB (PSS) "
             "| GIF MB | PSNR mean / min dB | static pixels that change | play s / expected |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -85,7 +102,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("")
     lines.append(
         "Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
-        "the whole process tree (python + encoder), sampled every 50 ms. PSNR is against matplotlib's own "
+        "the whole process tree (python + encoder), sampled every 50 ms, and PSS the same with a page the tree's "
+        "processes share counted once. PSNR is against matplotlib's own "
         "RGBA frames composited on white. Static pixels that change: pixels equal in source frames k-1 and k whose "
         "decoded GIF pixel changes, summed over the frames (flicker)."
     )
@@ -96,13 +114,11 @@ def _cell(r: dict[str, Any] | None) -> list[str]:
     """Time (ratio), peak RSS, GIF size and PSNR cells of one case at one size, for the compact table."""
     if r is None or r.get("status") in ("unavailable", "skipped"):
         return [f"{r['status']}" if r else "–", "–", "–", "–"]
-    rss = f"{r['peak_rss_mb']:,.0f}" if r.get("peak_rss_mb") is not None else "–"
+    rss = _memory(r)
     if r.get("status") != "ok":
         where = f" after {r['frames_grabbed']} fr" if r.get("frames_grabbed") else ""
         return [f"**failed**{where} ({r['wall_s']:.0f} s)" if r.get("wall_s") else "**failed**", rss, "–", "–"]
-    ratio = f" ({r['ratio']:.2f}×)" if r.get("ratio") is not None else ""
-    if ratio and r.get("ratio_to") == "dump_raw":
-        ratio = f" ({r['ratio']:.2f}× dump_raw)"
+    ratio = f" ({_ratio(r)})" if r.get("ratio") is not None else ""
     size = f"{r['output_bytes'] / 1e6:.1f}" if r.get("output_bytes") and r["case"] != "dump_raw" else "–"
     q = r.get("quality") or {}
     psnr = f"{q['psnr_mean']:.1f} / {q['psnr_min']:.1f}" if q.get("psnr_mean") is not None else "–"

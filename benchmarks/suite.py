@@ -1,8 +1,10 @@
 """Run a plan of cases over workloads and frame counts, measure each, and write the JSON results.
 
 Per (workload, frames): dump the raw RGBA stream first (it is the PSNR reference and the encode-only
-input), then run every case in its own process, evaluate its GIF, and delete scratch output. The JSON is
-rewritten after every case so an interrupted run still leaves its figures.
+input), then run every case in its own process, evaluate its GIF, and delete scratch output. With
+``--repeat N`` the cases run in N rounds, each case once a round, so a machine whose speed drifts over
+minutes slows a case and its floor alike, and each round's ratio is to the floor of the same round. The
+JSON is rewritten after every case so an interrupted run still leaves its figures.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -40,7 +43,7 @@ class Plan:
     timeout_s: float = 1200.0
     cap_slow: bool = True  # honour Case.max_frames
     keep: bool = False  # keep GIFs and raw streams in the out dir
-    repeat: int = 1  # runs per case; the fastest successful run is reported (noisy machines)
+    repeat: int = 1  # rounds of every case; each case's fastest successful run is reported (noisy machines)
     # Frame caps overriding Case.max_frames, keyed "case" or "workload/case" (more specific wins);
     # None lifts a cap, 0 skips the case.
     caps: dict[str, int | None] = field(default_factory=dict)
@@ -137,6 +140,7 @@ def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, p
             "process_s": m.process_s,
             "cpu_s": m.cpu_s,
             "peak_rss_mb": m.peak_rss_mb,
+            "peak_pss_mb": m.peak_pss_mb,
             "rss_samples": m.samples,
             "returncode": m.returncode,
             "output_bytes": out.stat().st_size if case.name in makes_file and out.exists() else None,
@@ -152,19 +156,19 @@ def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, p
     return record
 
 
-def run_repeated(case: Case, workload: str, frames: int, workdir: Path, raw: Path, plan: Plan) -> dict[str, Any]:
-    """Run a case ``plan.repeat`` times (once if it does not succeed): best wall time, worst peak RSS."""
-    runs = [run_case(case, workload, frames, workdir, raw, plan)]
-    while len(runs) < plan.repeat and runs[-1].get("status") == "ok":
-        runs.append(run_case(case, workload, frames, workdir, raw, plan))
-    if len(runs) == 1:
-        return runs[0]
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for a case's runs (rounds it failed in end its runs): best wall time, worst peak memory, every
+    wall time in round order."""
+    failed = [r for r in runs if r.get("status") != "ok"]
+    if len(runs) == 1 or failed:
+        return {**failed[0], "runs": len(runs)} if failed and len(runs) > 1 else runs[0]
     best = min(runs, key=lambda r: r["wall_s"])
     return {
         **best,
         "runs": len(runs),
         "wall_s_all": [round(r["wall_s"], 3) for r in runs],
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "peak_pss_mb": max(r["peak_pss_mb"] for r in runs),
     }
 
 
@@ -172,19 +176,30 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
     """Ratio of wall time to the render-only floor (end-to-end) or to tuned convert (encode-only).
 
     Where render_only was capped away, the floor is dump_raw (render + write the raw stream: a floor a
-    little higher than rendering alone); ``ratio_to`` says which.
+    little higher than rendering alone); ``ratio_to`` says which. Where a case and its reference ran in the
+    same rounds (``--repeat``), the ratio is the median of the rounds' ratios, each to the reference's run in
+    that round, and ``ratio_range`` is their span; otherwise it is best wall time to best wall time.
     """
-    base: dict[tuple[str, int, str], float] = {}
+    base: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r in results:
         if r["case"] in (FLOOR, "dump_raw", ENCODE_BASELINE) and r.get("status") == "ok" and r.get("wall_s"):
-            base[(r["workload"], r["frames"], r["case"])] = r["wall_s"]
+            base[(r["workload"], r["frames"], r["case"])] = r
     for r in results:
         ref = FLOOR if r["kind"] == E2E else ENCODE_BASELINE
         if ref == FLOOR and (r["workload"], r["frames"], FLOOR) not in base:
             ref = "dump_raw"
         b = base.get((r["workload"], r["frames"], ref))
         r["ratio_to"] = ref
-        r["ratio"] = round(r["wall_s"] / b, 3) if b and r.get("wall_s") and r.get("status") == "ok" else None
+        r.pop("ratio_range", None)
+        if not (b and r.get("wall_s") and r.get("status") == "ok"):
+            r["ratio"] = None
+            continue
+        rounds = [mine / theirs for mine, theirs in zip(r.get("wall_s_all", []), b.get("wall_s_all", []))]
+        if len(rounds) > 1 and len(rounds) == len(r["wall_s_all"]) == len(b["wall_s_all"]):
+            r["ratio"] = round(statistics.median(rounds), 3)
+            r["ratio_range"] = [round(min(rounds), 3), round(max(rounds), 3)]
+        else:
+            r["ratio"] = round(r["wall_s"] / b["wall_s"], 3)
 
 
 def run_plan(
@@ -222,11 +237,13 @@ def run_plan(
             "wall_s": "end-to-end: figure build + ani.save() inside a fresh interpreter, imports excluded; "
             "encode-only: the command's wall time",
             "peak_rss_mb": "max of 50 ms samples of summed RSS over the process tree (python + encoder)",
+            "peak_pss_mb": "the same for summed PSS: a page shared by processes of the tree counted once",
             "cpu_s": "user + system CPU of the process and its reaped children",
             "psnr": "decoded GIF (Pillow, disposal honoured) vs source RGBA frames composited on white; "
             "every k-th frame when stride > 1; 100 dB means identical",
             "play_s": "sum of decoded GIF frame delays; expected_play_s = frames / fps",
-            "ratio": f"end-to-end: wall / {FLOOR}; encode-only: wall / {ENCODE_BASELINE}",
+            "ratio": f"end-to-end: wall / {FLOOR}; encode-only: wall / {ENCODE_BASELINE}; with repeat > 1, the "
+            "median of each round's ratio to the reference's run in that round, ratio_range their span",
         },
         "results": [],
     }
@@ -238,14 +255,25 @@ def run_plan(
                 raw = workdir / "source.rgba"
                 raw.unlink(missing_ok=True)
                 order = ["dump_raw", *[c for c in plan.cases if c != "dump_raw"]]
-                for name in order:
-                    record = run_repeated(CASES[name], workload, frames, workdir, raw, plan)
-                    if name == "dump_raw" and "dump_raw" not in plan.cases:
-                        record["not_requested"] = True  # needed as reference, reported anyway
-                    doc["results"].append(record)
-                    add_ratios(doc["results"])
-                    _write(doc, results_path)
-                    log(_progress(record))
+                runs: dict[str, list[dict[str, Any]]] = {}
+                place: dict[str, int] = {}
+                for round_ in range(plan.repeat):
+                    for name in order:
+                        earlier = runs.setdefault(name, [])
+                        if earlier and (earlier[-1].get("status") != "ok" or name == "dump_raw"):
+                            continue  # a failed case is not run again; the reference stream is dumped once
+                        earlier.append(run_case(CASES[name], workload, frames, workdir, raw, plan))
+                        record = merge_runs(earlier)
+                        if name == "dump_raw" and "dump_raw" not in plan.cases:
+                            record["not_requested"] = True  # needed as reference, reported anyway
+                        if name in place:
+                            doc["results"][place[name]] = record
+                        else:
+                            place[name] = len(doc["results"])
+                            doc["results"].append(record)
+                        add_ratios(doc["results"])
+                        _write(doc, results_path)
+                        log(_progress(earlier[-1]) + (f"  (round {round_ + 1})" if plan.repeat > 1 else ""))
                 if not plan.keep:
                     shutil.rmtree(workdir, ignore_errors=True)
     finally:

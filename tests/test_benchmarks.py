@@ -146,3 +146,32 @@ def test_psnr_of_a_lossless_gif_is_capped(tmp_path: Path) -> None:
     q = evaluate(gif, raw, (6, 4), fps=20)
     assert q.psnr_min == q.psnr_mean == 100.0
     assert q.play_s == pytest.approx(0.1) and q.expected_play_s == pytest.approx(0.1)
+
+
+def test_repeated_rounds_pair_each_run_with_the_floor_of_its_round() -> None:
+    from benchmarks.suite import add_ratios
+
+    def record(case: str, walls: list[float]) -> dict:
+        return {"workload": "seed", "frames": 9, "case": case, "kind": "e2e", "status": "ok", "wall_s": min(walls),
+                "wall_s_all": walls, "runs": len(walls)}  # fmt: skip
+
+    floor, save, once = record("render_only", [10.0, 20.0]), record("mt_magicktune", [11.0, 21.0]), record("x", [12.0])
+    add_ratios([floor, save, once])
+    # the machine ran at half speed in round 2: best against best (11 / 10) would say 1.10
+    assert save["ratio"] == pytest.approx((11 / 10 + 21 / 20) / 2, abs=1e-3)
+    assert save["ratio_range"] == [1.05, 1.1]
+    assert floor["ratio"] == 1.0 and once["ratio"] == 1.2 and "ratio_range" not in once
+
+
+def test_repeat_runs_cases_in_rounds_and_measures_pss(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    argv = ["--quick", "--frames", "seed=3", "--cases", "render_only,mt_encode", "--repeat", "2", "--name", "rounds"]
+    assert main([*argv, "--results-dir", str(results), "--out-dir", str(tmp_path / "out"), "--timeout", "240"]) == 0
+    doc = json.loads((results / "rounds.json").read_text())
+    by_case = {r["case"]: r for r in doc["results"]}
+    assert "runs" not in by_case["dump_raw"]  # the reference stream is dumped once
+    for case in ("render_only", "mt_encode"):
+        record = by_case[case]
+        assert record["status"] == "ok" and record["runs"] == 2 and len(record["wall_s_all"]) == 2
+        assert 0 < record["peak_pss_mb"] <= record["peak_rss_mb"]
+    assert by_case["render_only"]["ratio_range"] == [1.0, 1.0]
