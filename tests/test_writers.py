@@ -2,6 +2,8 @@
 
 import io
 import os
+import subprocess
+import sys
 
 import matplotlib
 
@@ -253,3 +255,11 @@ def test_writer_workers_follow_how_much_drawing_is_left(tmp_path, monkeypatch, k
     )
     assert started == [expected]
     assert len(decode(tmp_path / "out.gif")[0]) == 3
+
+
+def test_importing_magicktune_loads_no_canvas_until_a_save_starts() -> None:
+    """The Agg canvas and its fonts (some 7 MB of RSS) load with the first save, not with `import magicktune`, which
+    `magicktune encode` and `limits()` users pay too."""
+    probe = "import sys, magicktune; print(sorted(m for m in sys.modules if m.endswith(('capture', 'backend_agg'))))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
