@@ -2,9 +2,10 @@
 
 Memory is sampled every ``interval`` seconds over the process and all its descendants (psutil), summed: a
 pipe writer's cost is python + convert/ffmpeg together. Summed RSS counts a page shared by two processes
-(the libraries a child interpreter maps, as the parent does) once in each; summed PSS splits such a page
-between them, so it counts every page once, and it is what the tree costs the machine. Both are kept. The
-kernel's ru_maxrss is not used: Linux carries the forking parent's RSS high-water mark across fork+exec, so
+(the libraries a child interpreter maps, as the parent does) once in each; PSS splits such a page among
+every process that maps it, so summed PSS counts the tree's shared pages once, and a little less than that
+where a process outside it (this harness's Python) maps them too: compare it between cases, not with RSS.
+Both are kept. The kernel's ru_maxrss is not used: Linux carries the forking parent's RSS high-water mark across fork+exec, so
 it would charge the harness's own memory to every case.
 """
 

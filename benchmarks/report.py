@@ -103,7 +103,7 @@ def markdown(doc: dict[str, Any]) -> str:
     lines.append(
         "Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
         "the whole process tree (python + encoder), sampled every 50 ms, and PSS the same with a page the tree's "
-        "processes share counted once. PSNR is against matplotlib's own "
+        "processes share counted once (split with the harness where it maps it too: compare PSS between cases). PSNR is against matplotlib's own "
         "RGBA frames composited on white. Static pixels that change: pixels equal in source frames k-1 and k whose "
         "decoded GIF pixel changes, summed over the frames (flicker)."
     )

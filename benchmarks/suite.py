@@ -237,7 +237,8 @@ def run_plan(
             "wall_s": "end-to-end: figure build + ani.save() inside a fresh interpreter, imports excluded; "
             "encode-only: the command's wall time",
             "peak_rss_mb": "max of 50 ms samples of summed RSS over the process tree (python + encoder)",
-            "peak_pss_mb": "the same for summed PSS: a page shared by processes of the tree counted once",
+            "peak_pss_mb": "the same for summed PSS: a page shared by processes of the tree counted once (and split "
+            "with any process outside it that maps it too, such as the harness)",
             "cpu_s": "user + system CPU of the process and its reaped children",
             "psnr": "decoded GIF (Pillow, disposal honoured) vs source RGBA frames composited on white; "
             "every k-th frame when stride > 1; 100 dB means identical",
