@@ -56,14 +56,21 @@ def _version(module: str) -> str | None:
         return None
 
 
-def _git_commit(repo: Path) -> str | None:
+def _git(repo: Path, *arguments: str) -> str | None:
+    """What a git command prints in `repo`, stripped; None where git cannot answer."""
     try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", "-C", str(repo), *arguments], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_commit(repo: Path) -> str | None:
+    """HEAD's short hash, with "+changes" where tracked files differ from it: the code measured is not the commit's."""
+    commit = _git(repo, "rev-parse", "--short", "HEAD")
+    if commit and _git(repo, "status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    return commit or None
 
 
 def describe(repo: Path) -> dict[str, Any]:

@@ -175,3 +175,21 @@ def test_repeat_runs_cases_in_rounds_and_measures_pss(tmp_path: Path) -> None:
         assert record["status"] == "ok" and record["runs"] == 2 and len(record["wall_s_all"]) == 2
         assert 0 < record["peak_pss_mb"] <= record["peak_rss_mb"]
     assert by_case["render_only"]["ratio_range"] == [1.0, 1.0]
+
+
+def test_a_run_says_when_the_code_measured_is_not_the_commit(tmp_path: Path) -> None:
+    import subprocess
+
+    from benchmarks.machine import _git_commit
+
+    def git(*arguments: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *arguments], check=True, capture_output=True, timeout=30)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = _git_commit(tmp_path)
+    assert clean and "+" not in clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert _git_commit(tmp_path) == f"{clean}+changes"
