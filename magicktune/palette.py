@@ -62,25 +62,29 @@ def colours(rgba: np.ndarray) -> np.ndarray:
 #: entries_of hashes a table's colours into 2**HASH_BITS slots: the top bits of colour times an odd multiplier.
 #: One multiplier leaves 256 colours without a shared slot about 3 times in 5; HASH_TRIES of them fail together
 #: about once in 10^13 tables, and then the binary search does the work. 400,000 colours looked up in a table of
-#: 256: 1.4 ms against 22 ms for the binary search alone (best of 20, a scratch timing).
+#: 256: 1.4 ms against 22 ms for the binary search alone (best of 20, a scratch timing). Past HASH_UP_TO colours
+#: nearly every multiplier fails (1,024: one in 3,000 succeeds), so larger tables go straight to the search.
 HASH_BITS = 16
 HASH_TRIES = 32
+HASH_UP_TO = 512
 _HASH_MULTIPLIERS = np.random.default_rng(0).integers(0, 2**31, HASH_TRIES, dtype=np.uint32) * np.uint32(2) + 1
 
 
 def entries_of(table: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each colour in `wanted`, an entry of `table` (a 1-D array of colour numbers; where a colour stands twice,
     its first) and whether that entry holds it."""
-    distinct, first = np.unique(table, return_index=True)
-    shift = np.uint32(32 - HASH_BITS)
-    keys = wanted.astype(np.uint32, copy=False)
-    for multiplier in _HASH_MULTIPLIERS if len(table) <= 1 << HASH_BITS else ():
-        slots = (distinct.astype(np.uint32) * multiplier) >> shift
-        if np.unique(slots).size == slots.size:  # a perfect hash of the table: one slot, one colour
-            lookup = np.zeros(1 << HASH_BITS, np.uint16)
-            lookup[slots] = first
-            entry = lookup[(keys * multiplier) >> shift]
-            return entry, table[entry] == wanted
+    wanted = np.asarray(wanted)
+    if len(table) <= HASH_UP_TO:
+        distinct, first = np.unique(table, return_index=True)
+        colours, keys = distinct.astype(np.uint32), wanted.astype(np.uint32, copy=False)
+        shift = np.uint32(32 - HASH_BITS)
+        for multiplier in _HASH_MULTIPLIERS:
+            slots = (colours * multiplier) >> shift
+            if np.unique(slots).size == slots.size:  # a perfect hash of the table: one slot, one colour
+                lookup = np.zeros(1 << HASH_BITS, np.uint16)  # 128 KB stays in cache; intp's 512 KB was 2x slower
+                lookup[slots] = first
+                entry = lookup[(keys * multiplier) >> shift].astype(np.intp)
+                return entry, table[entry] == wanted
     order = np.argsort(table, kind="stable")
     entry = order[np.searchsorted(table, wanted, sorter=order).clip(max=len(table) - 1)]
     return entry, table[entry] == wanted
