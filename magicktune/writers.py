@@ -75,9 +75,9 @@ class _AbortOnError:
             self.finish()
 
     def _start_capture(self, fig, dpi: float, blit: bool = False) -> None:
-        # Imported here, not with this module: the Agg canvas and its fonts are some 19 MB that `import magicktune`
-        # would cost every process that never saves an animation (`magicktune encode` of 60 seed frames peaked at
-        # 105 MB with it, 87 MB without: /usr/bin/time -f %M).
+        # Imported here, not with this module: the Agg canvas and its fonts are some 7 MB that `import magicktune`
+        # would cost every process that never saves an animation (`import magicktune` 79 -> 72 MB; `magicktune
+        # encode` of 60 seed frames peaked at 105 MB with it, 98 MB without: /usr/bin/time -f %M).
         from .capture import FrameCapture
 
         self._capture = FrameCapture(fig, dpi, blit=blit)
