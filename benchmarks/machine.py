@@ -66,9 +66,10 @@ def _git(repo: Path, *arguments: str) -> str | None:
 
 
 def _git_commit(repo: Path) -> str | None:
-    """HEAD's short hash, with "+changes" where tracked files differ from it: the code measured is not the commit's."""
+    """HEAD's short hash, with "+changes" where the tree differs from it (changed files, or new ones git does not
+    ignore): the code measured is not the commit's."""
     commit = _git(repo, "rev-parse", "--short", "HEAD")
-    if commit and _git(repo, "status", "--porcelain", "--untracked-files=no"):
+    if commit and _git(repo, "status", "--porcelain"):
         commit += "+changes"
     return commit or None
 

@@ -24,7 +24,7 @@ def _ratio(r: dict[str, Any]) -> str | None:
     if r.get("ratio") is None:
         return None
     text = f"{r['ratio']:.2f}×"
-    if r.get("ratio_range"):
+    if r.get("ratio_range") and r["case"] != r.get("ratio_to"):
         low, high = r["ratio_range"]
         text += f", {low:.2f}–{high:.2f} in {r['runs']} rounds"
     return text + (" vs dump_raw" if r.get("ratio_to") == "dump_raw" else "")
@@ -415,7 +415,7 @@ def write_results_md(results_dir: Path) -> Path:
         "Regenerate a table alone with `python -m benchmarks --table benchmarks/results/full.json`.",
         "",
         "Before commit 7285b0c, `--quality` was a colour tolerance (what `--tolerance` is now), not a table size: the",
-        "quality columns of runs from before it (`full`, `partial-300`, `processes-300`) measured that knob.",
+        "quality columns of the full run (`full`, commit be392fc) measured that knob.",
         "",
     ]
     order = {"full": 0, "quick": 2}

@@ -157,16 +157,16 @@ def run_case(case: Case, workload: str, frames: int, workdir: Path, raw: Path, p
 
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One record for a case's runs (rounds it failed in end its runs): best wall time, worst peak memory, every
-    wall time in round order."""
-    failed = [r for r in runs if r.get("status") != "ok"]
-    if len(runs) == 1 or failed:
-        return {**failed[0], "runs": len(runs)} if failed and len(runs) > 1 else runs[0]
-    best = min(runs, key=lambda r: r["wall_s"])
+    """One record for a case's runs in round order: best wall time, worst peak memory, every wall time. A failure
+    ends a case's runs, so only the last can have failed: then the record is that failure, naming its round."""
+    if len(runs) == 1:
+        return runs[0]
+    walls = {"runs": len(runs), "wall_s_all": [round(r["wall_s"], 3) for r in runs if r.get("status") == "ok"]}
+    if runs[-1].get("status") != "ok":
+        return {**runs[-1], **walls, "failed_round": len(runs)}
     return {
-        **best,
-        "runs": len(runs),
-        "wall_s_all": [round(r["wall_s"], 3) for r in runs],
+        **min(runs, key=lambda r: r["wall_s"]),
+        **walls,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "peak_pss_mb": max(r["peak_pss_mb"] for r in runs),
     }
@@ -177,8 +177,9 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
 
     Where render_only was capped away, the floor is dump_raw (render + write the raw stream: a floor a
     little higher than rendering alone); ``ratio_to`` says which. Where a case and its reference ran in the
-    same rounds (``--repeat``), the ratio is the median of the rounds' ratios, each to the reference's run in
-    that round, and ``ratio_range`` is their span; otherwise it is best wall time to best wall time.
+    same rounds (``--repeat``), the ratio is the median of the ratios of the rounds both ran, each to the
+    reference's run in that round, and ``ratio_range`` is their span; otherwise it is best wall time to best
+    wall time (dump_raw, the reference where the floor is capped away, runs once).
     """
     base: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r in results:
@@ -194,8 +195,9 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
         if not (b and r.get("wall_s") and r.get("status") == "ok"):
             r["ratio"] = None
             continue
+        # the rounds both ran: a run still going (the JSON is rewritten after every case) has fewer than its floor
         rounds = [mine / theirs for mine, theirs in zip(r.get("wall_s_all", []), b.get("wall_s_all", []))]
-        if len(rounds) > 1 and len(rounds) == len(r["wall_s_all"]) == len(b["wall_s_all"]):
+        if len(rounds) > 1:
             r["ratio"] = round(statistics.median(rounds), 3)
             r["ratio_range"] = [round(min(rounds), 3), round(max(rounds), 3)]
         else:
@@ -237,8 +239,8 @@ def run_plan(
             "wall_s": "end-to-end: figure build + ani.save() inside a fresh interpreter, imports excluded; "
             "encode-only: the command's wall time",
             "peak_rss_mb": "max of 50 ms samples of summed RSS over the process tree (python + encoder)",
-            "peak_pss_mb": "the same for summed PSS: a page shared by processes of the tree counted once (and split "
-            "with any process outside it that maps it too, such as the harness)",
+            "peak_pss_mb": "max of 1 s samples of summed PSS: a page shared by processes of the tree counted once "
+            "(and split with any process outside it that maps it too, such as the harness)",
             "cpu_s": "user + system CPU of the process and its reaped children",
             "psnr": "decoded GIF (Pillow, disposal honoured) vs source RGBA frames composited on white; "
             "every k-th frame when stride > 1; 100 dB means identical",

@@ -193,3 +193,15 @@ def test_a_run_says_when_the_code_measured_is_not_the_commit(tmp_path: Path) -> 
     assert clean and "+" not in clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert _git_commit(tmp_path) == f"{clean}+changes"
+
+
+def test_a_case_failing_in_a_later_round_is_reported_failed_with_the_rounds_it_passed() -> None:
+    from benchmarks.suite import merge_runs
+
+    ok = {"status": "ok", "wall_s": 3.0, "peak_rss_mb": 90.0, "peak_pss_mb": 70.0}
+    failed = {"status": "failed", "error": "timed out", "wall_s": 9.0, "peak_rss_mb": 95.0, "peak_pss_mb": 71.0}
+    record = merge_runs([ok, {**ok, "wall_s": 2.0}, failed])
+    assert record["status"] == "failed" and record["error"] == "timed out"
+    assert record["failed_round"] == 3 and record["runs"] == 3 and record["wall_s_all"] == [3.0, 2.0]
+    merged = merge_runs([ok, {**ok, "wall_s": 2.0, "peak_rss_mb": 80.0}])
+    assert merged["wall_s"] == 2.0 and merged["peak_rss_mb"] == 90.0 and "failed_round" not in merged
