@@ -5,7 +5,8 @@ pipe writer's cost is python + convert/ffmpeg together. Summed RSS counts a page
 (the libraries a child interpreter maps, as the parent does) once in each; PSS splits such a page among
 every process that maps it, so summed PSS counts the tree's shared pages once, and a little less than that
 where a process outside it (this harness's Python) maps them too: compare it between cases, not with RSS.
-Both are kept; PSS is read once a second (PSS_INTERVAL), as reading it costs the measured process. The kernel's ru_maxrss is not used: Linux carries the forking parent's RSS high-water mark across fork+exec, so
+Both are kept; PSS is read once a second (PSS_INTERVAL), as reading it costs the measured process. The
+kernel's ru_maxrss is not used: Linux carries the forking parent's RSS high-water mark across fork+exec, so
 it would charge the harness's own memory to every case.
 """
 
