@@ -209,3 +209,25 @@ def test_a_case_failing_in_a_later_round_is_reported_failed_with_the_rounds_it_p
     assert record["failed_round"] == 3 and record["runs"] == 3 and record["wall_s_all"] == [3.0, 2.0]
     merged = merge_runs([ok, {**ok, "wall_s": 2.0, "peak_rss_mb": 80.0}])
     assert merged["wall_s"] == 2.0 and merged["peak_rss_mb"] == 90.0 and "failed_round" not in merged
+
+
+@pytest.mark.parametrize("name", ["field", "heatmap"])
+def test_a_workload_frame_depends_only_on_its_index(name: str) -> None:
+    """Every case renders the same pixels only if frame i is the same however the frames before it were drawn."""
+    from benchmarks.workloads import WORKLOADS
+
+    def frame(animation: object, index: int) -> bytes:
+        animation._func(index)  # type: ignore[attr-defined]
+        figure = animation._fig  # type: ignore[attr-defined]
+        for artist in figure.findobj():
+            artist.set_animated(False)  # a plain draw leaves animated artists out, as on screen
+        figure.canvas.draw()
+        return bytes(figure.canvas.buffer_rgba())
+
+    in_order = WORKLOADS[name].build(4)
+    for index in range(3):
+        expected = frame(in_order, index)
+    jumped = WORKLOADS[name].build(4)
+    assert frame(jumped, 2) == expected
+    assert frame(jumped, 0) != expected
+    assert jumped._fig.canvas.get_width_height() == WORKLOADS[name].size  # type: ignore[attr-defined]
