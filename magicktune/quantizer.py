@@ -54,14 +54,38 @@ def treedepth_at(quality: int) -> int:
     return TREEDEPTH if quality >= 100 else LOWER_QUALITY_TREEDEPTH
 
 
+#: Below quality 100 each pixel a frame writes may carry, on average, the squared error of a PSNR of
+#: FLOOR_DB + DB_PER_QUALITY * quality dB (46 at 80, 41.5 at 70, 37 at 60, 32.5 at 50), so no frame falls much
+#: below it; where the frame keeps many pixels as they were, or its colours fit the table, it is well above.
+#: 60 frames of each (`python -m benchmarks.quality_steps`), PSNR mean / min at quality 80, 70, 60: lines
+#: 58.2 / 57.8, 54.2 / 53.7, 50.1 / 49.4; field 46.6 / 46.0, 42.4 / 41.8, 38.1 / 37.3; seed 50.6 / 50.4 (its
+#: colours kept), 49.7 / 47.3, 45.9 / 42.8; photo at 60 and 50, 37.9 / 37.8 and 33.8 / 33.3.
+FLOOR_DB = 10.0
+DB_PER_QUALITY = 0.45
+
+
+def error_at(quality: int) -> float:
+    """The squared RGB error (summed over R, G and B) each pixel a frame writes may carry on average at `quality`
+    (0-100); 0 at 100, where every frame keeps all the colours it has room for."""
+    if quality >= 100:
+        return 0.0
+    return 3 * 255.0**2 / 10 ** ((FLOOR_DB + DB_PER_QUALITY * quality) / 10)
+
+
 def quantize_frame(
-    pixels: np.ndarray, colors: int, spare_transparent: bool = False, passes: int = PASSES, treedepth: int = TREEDEPTH
+    pixels: np.ndarray,
+    colors: int,
+    spare_transparent: bool = False,
+    passes: int = PASSES,
+    treedepth: int = TREEDEPTH,
+    error: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quantize an (h, w, 4) uint8 frame to (table of RGBA numbers, transparent as 0 and first if any;
     (h, w) uint8 indexes into it).
 
     Pixels with alpha below 128 become the one transparent entry, every other pixel is opaque. With
-    `spare_transparent` one entry stays free for a transparent colour the caller adds.
+    `spare_transparent` one entry stays free for a transparent colour the caller adds. With an `error` (squared RGB
+    error a shown pixel may carry on average), colours keep merging past `colors` while the merges stay within it.
     """
     height, width = pixels.shape[:2]
     keys = colours(np.ascontiguousarray(pixels)).reshape(-1)
@@ -80,10 +104,10 @@ def quantize_frame(
     counts = np.diff(starts, append=runs.size)
     distinct = runs[starts]
     slots = colors - 1 if (clear or spare_transparent) else colors
-    if len(distinct) <= slots:
+    if len(distinct) <= slots and not (error and len(distinct) > 1):
         table, entry = distinct, np.arange(len(distinct), dtype=np.uint8)
     else:
-        table, entry = _reduce(runs, distinct, counts, slots, passes, treedepth)
+        table, entry = _reduce(runs, distinct, counts, slots, passes, treedepth, error * runs.size)
     del runs
     sorted_entries = np.repeat(entry, counts)
     indexes = np.zeros(height * width, np.uint8)
@@ -96,18 +120,22 @@ def quantize_frame(
 
 
 def _reduce(
-    runs: np.ndarray, distinct: np.ndarray, counts: np.ndarray, slots: int, passes: int, treedepth: int
+    runs: np.ndarray, distinct: np.ndarray, counts: np.ndarray, slots: int, passes: int, treedepth: int, budget: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """A table of at most `slots` opaque RGBA numbers for the sorted opaque pixels `runs` (whose distinct colours
-    and counts are `distinct`, `counts`), and each distinct colour's entry (uint8)."""
+    and counts are `distinct`, `counts`), fewer where the merges' squared error stays within `budget`, and each
+    distinct colour's entry (uint8)."""
     rgb = distinct.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
     weights = counts.astype(np.float64)
     if len(distinct) <= WARD_UP_TO:
-        assign = ward_merge(rgb, weights, slots)
+        assign = ward_merge(rgb, weights, slots, budget)
     else:
         coarse = _octree(runs, distinct, counts, max(slots, COARSE_CLUSTERS), treedepth)
         total, sums = _sums(rgb, weights, coarse)
-        assign = ward_merge(sums / total[:, None], total, slots)[coarse]
+        if budget:  # the octree's cut spent some: each colour's squared distance to its cluster's mean
+            spread = weights @ (rgb.astype(np.float64) ** 2).sum(axis=1) - ((sums**2).sum(axis=1) / total).sum()
+            budget = max(0.0, budget - spread)
+        assign = ward_merge(sums / total[:, None], total, slots, budget)[coarse]
     palette = _means(rgb, weights, assign)
     for _ in range(passes):
         assign = nearest(rgb, palette)
@@ -139,9 +167,9 @@ def _octree(runs: np.ndarray, distinct: np.ndarray, counts: np.ndarray, slots: i
     return assign.reshape(-1)
 
 
-def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int) -> np.ndarray:
-    """Merge colours greedily by Ward's cost (the squared error a merge adds) until `slots` clusters are left;
-    returns each colour's cluster number.
+def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int, budget: float = 0.0) -> np.ndarray:
+    """Merge colours greedily by Ward's cost (the squared error a merge adds) until `slots` clusters are left, and
+    on while the merges' summed cost stays within `budget`; returns each colour's cluster number.
 
     In rounds: the mutual cheapest pairs merge at once, the cheapest first and at most half of the merges still
     needed a round, so it stays close to one merge at a time (the naive sketch in issue 10 took 4.6 s for one
@@ -152,14 +180,24 @@ def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int) -> np.ndarray:
     centre -= centre.mean(axis=0)  # smaller squares: float32 distances lose less to cancellation
     weight = weights.astype(np.float64)
     label = np.arange(len(rgb))
-    if len(centre) <= slots:
+    if len(centre) <= slots and not budget:
         return label
     partner, partner_cost = _cheapest_partners(centre, weight, np.arange(len(centre)))
-    while len(centre) > slots:
+    spent = 0.0
+    fewest = 1 if budget else slots
+    while len(centre) > fewest:
         n = len(centre)
         ids = np.arange(n)
         first = np.flatnonzero((partner[partner] == ids) & (ids < partner))
-        first = first[np.argsort(partner_cost[first], kind="stable")[: max(1, (n - slots) // 2)]]
+        first = first[np.argsort(partner_cost[first], kind="stable")]
+        if n > slots:
+            first = first[: max(1, (n - slots) // 2)]
+        else:
+            affordable = np.cumsum(partner_cost[first], dtype=np.float64) <= budget - spent
+            first = first[: max(1, min(int(affordable.sum()), n // 2))] if first.size and affordable[0] else first[:0]
+            if not first.size:
+                break
+        spent += float(partner_cost[first].sum(dtype=np.float64))
         second = partner[first]
         total = weight[first] + weight[second]
         centre[first] = (centre[first] * weight[first, None] + centre[second] * weight[second, None]) / total[:, None]
@@ -176,7 +214,7 @@ def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int) -> np.ndarray:
         partner = renumbered[into[partner]]
         centre, weight, partner, partner_cost, stale = (a[keep] for a in (centre, weight, partner, partner_cost, stale))
         again = np.flatnonzero(stale)
-        if len(centre) > slots and again.size:
+        if len(centre) > fewest and again.size:
             partner[again], partner_cost[again] = _cheapest_partners(centre, weight, again)
     return label
 

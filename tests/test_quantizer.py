@@ -152,22 +152,59 @@ def assert_static_pixels_stay(source, frames):
         assert np.array_equal(frames[k][static], frames[k - 1][static])
 
 
-def test_lower_quality_makes_smaller_files_by_smaller_tables(tmp_path):
+def test_lower_quality_makes_smaller_files_with_every_frame_near_its_error(tmp_path):
     source = smooth_frames(30)
-    sizes, fidelity = [], []
-    for quality in (100, 70, 50, 30):  # 256, 179, 128 and 77 entries, for 200 colours
+    sizes, worst = [], []
+    for quality in (100, 90, 80, 70):
         out = tmp_path / f"q{quality}.gif"
         stats = encode(out, source, quality=quality)
         frames, _, _ = decode(out)
-        # a frame's own colours: all of the first, and those that differ from the frame before after it
-        own = [frames[0].reshape(-1, 4)] + [now[(now != before).any(axis=2)] for before, now in zip(frames, frames[1:])]
-        most = max(len(np.unique(colours, axis=0)) for colours in own)
-        assert most <= round(256 * quality / 100), (quality, most)
+        scores = [psnr(got[..., :3], want[..., :3]) for got, want in zip(frames, source)]
+        assert scores[0] == 99, quality  # the whole first frame stays on screen: it keeps its own colours
+        floor = quantizer.FLOOR_DB + quantizer.DB_PER_QUALITY * quality
+        assert quality == 100 or min(scores) > floor - 1, (quality, floor, min(scores))
         sizes.append(stats.bytes)
-        fidelity.append(np.mean([psnr(got, want) for got, want in zip(frames, source)]))
+        worst.append(min(scores))
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4, sizes
     assert sizes[-1] < 0.7 * sizes[0], sizes
-    assert fidelity == sorted(fidelity, reverse=True) and fidelity[0] == 99, fidelity  # 100: exact
+    assert worst == sorted(worst, reverse=True) and worst[0] == 99, worst  # 100: exact
+
+
+def test_an_error_merges_colours_while_each_pixel_carries_no_more_than_it_on_average():
+    frame = smooth_frames(1)[0]
+    want = frame[..., :3].astype(np.int64)
+    distinct = len(np.unique(frame.view("<u4")))
+    entries = []
+    for error in (0.0, 2.0, 10.0, 50.0):
+        table, indexes = quantize_frame(frame, 256, error=error)
+        got = table[indexes].view(np.uint8).reshape(frame.shape)[..., :3]
+        carried = ((got - want) ** 2).sum(axis=2).mean()
+        assert carried <= error + 0.75, (error, carried)  # + rounding each entry to whole levels: 3 x 1/4
+        entries.append(len(table))
+    assert entries[0] == distinct and entries == sorted(entries, reverse=True) and len(set(entries)) == 4, entries
+
+
+def test_wards_merge_past_the_slots_spends_no_more_than_its_budget():
+    rng = np.random.default_rng(5)
+    rgb = rng.uniform(0, 255, (300, 3))
+    weights = rng.uniform(1, 40, 300)
+
+    def added(label):
+        total = 0.0
+        for cluster in np.unique(label):
+            members = label == cluster
+            mean = np.average(rgb[members], axis=0, weights=weights[members])
+            total += float((weights[members] * ((rgb[members] - mean) ** 2).sum(axis=1)).sum())
+        return total
+
+    forced = added(quantizer.ward_merge(rgb, weights, 100))  # the budget counts the merges down to the slots too
+    clusters = [len(np.unique(quantizer.ward_merge(rgb, weights, 100, forced / 2)))]
+    for budget in (2 * forced, 10 * forced):
+        label = quantizer.ward_merge(rgb, weights, 100, budget)
+        assert added(label) <= budget * 1.001
+        clusters.append(len(np.unique(label)))
+    assert clusters[0] == 100 and clusters == sorted(clusters, reverse=True) and len(set(clusters)) == 3, clusters
+    assert len(np.unique(quantizer.ward_merge(rgb, weights, 100, 1e12))) == 1
 
 
 def test_lower_quality_leaves_static_pixels_alone(tmp_path):
