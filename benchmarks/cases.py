@@ -16,11 +16,11 @@ from pathlib import Path
 
 E2E = "e2e"
 ENCODE = "encode"
-#: The `quality` settings measured as magicktune's size/fidelity curve (mt_encode is quality 100): each pixel a
-#: frame writes carries at most the error of 50.5, 46, 43.8, 41.5, 39.3, 37 and 32.5 dB on average
-#: (quantizer.error_at). On 60 frames (`python -m benchmarks.quality_steps`) the smallest anchors' PSNR falls
-#: near quality 80 on lines, 70 on seed and field, and 60 on the photograph.
-QUALITY_CURVE = (90, 80, 75, 70, 65, 60, 50)
+#: The `quality` settings measured as magicktune's size/fidelity curve (mt_encode is quality 100): frames held to
+#: PSNR 56, 54, 52, 50, 48, 46, 44, 40, 36 and 32 dB (quantizer.error_at). On 60 frames
+#: (`python -m benchmarks.quality_steps`) the smallest anchors' PSNR falls near 85 on lines, 65 on seed, 60 on
+#: field and 40 on the photograph.
+QUALITY_CURVE = (90, 85, 80, 75, 70, 65, 60, 50, 40, 30)
 
 
 @dataclass(frozen=True)

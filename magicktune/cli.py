@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality",
         type=int,
         default=None,
-        help="0 to 100: lower merges more colours, for smaller files; each pixel a frame writes keeps on average "
-        "the error of a PSNR of 10 + 0.45 x quality dB or better (default: 100, every colour there is room for)",
+        help="0 to 100: lower merges more of each frame's colours, for smaller files, while the frame's PSNR stays "
+        "near 20 + 0.4 x quality dB or above (default: 100, every colour there is room for)",
     )
     encode.add_argument(
         "--tolerance",

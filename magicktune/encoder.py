@@ -51,7 +51,7 @@ from .wandlib import CACHE_BYTES_PER_PIXEL, check_frame_fits, images_that_fit
 __all__ = ["GifEncoder", "encode_stream", "EncodeError", "EncodeStats", "QUANTIZERS", "DEFAULT_QUALITY"]
 
 QUANTIZERS = options.QUANTIZERS
-#: 100 gives each frame a table of `colors` entries; lower, as few as keep the error of the pixels it writes within
+#: 100 gives each frame a table of `colors` entries; lower, as few as keep the error it adds within
 #: quantizer.error_at (where ImageMagick builds the table, that share of `colors`: palette.table_size).
 DEFAULT_QUALITY = 100
 
@@ -79,6 +79,7 @@ def compress(
     spare_transparent: bool = False,
     quantizer: str = "imagemagick",
     error: float = 0.0,
+    frame_pixels: int = 0,
     over: Over | None = None,
     canvas: ShownCanvas | None = None,
 ) -> GifFrame:
@@ -90,11 +91,11 @@ def compress(
     transparent rather than to a colour. `quantizer` "magicktune" builds the table with quantizer.py (exact when
     the pixels have few enough colours; `treedepth` is its octree pre-cut's), "imagemagick" with ImageMagick's octree
     at `treedepth`. With `over` and the worker's `canvas`, the "magicktune" quantizer's unchanged pixels are
-    written the way LZW packs best. Its table shrinks while each pixel written carries `error` (squared RGB) on
-    average, but not a whole frame's that later frames draw over: its pixels stay on screen, and every frame after
-    it shows their error. 60 line-plot frames at quality 80: 1.16 MB at 58.2 / 57.8 dB, against 1.15 MB at
-    51.4 / 46.8 with the whole frame held to the same error (`python -m benchmarks.quality_steps`, and the same
-    with this rule taken out).
+    written the way LZW packs best. Its table shrinks while the squared error added stays within `error` per pixel
+    of a frame of `frame_pixels` (quantizer.quantize_frame), but not a whole frame's that later frames draw over:
+    its pixels stay on screen, and every frame after it shows their error. 60 line-plot frames at quality 90:
+    1.20 MB at 59.1 / 58.8 dB, against 1.19 MB at 57.6 / 56.4 with the whole frame held to the same error
+    (`python -m benchmarks.quality_steps`, and the same with this rule taken out).
     """
     if dither != "none":
         return _compress_dithered(pixels, colors, dither, palette, treedepth, spare_transparent)
@@ -102,7 +103,9 @@ def compress(
         if quantizer == "magicktune":
             if over is not None and over.whole:
                 error = 0.0
-            table, indexes = quantize_frame(pixels, colors, spare_transparent, treedepth=treedepth, error=error)
+            table, indexes = quantize_frame(
+                pixels, colors, spare_transparent, treedepth=treedepth, error=error, frame_pixels=frame_pixels
+            )
             if over is not None and canvas is not None:
                 transparent = 0 if table[0] == 0 else len(table) if spare_transparent else None
                 indexes = canvas.write(table, indexes, transparent, over)
@@ -545,6 +548,7 @@ class GifEncoder:
             spare,
             self.quantizer,
             self._pixel_error,
+            self.size[0] * self.size[1],
         )
         over = self._over(frame, full, disposal, origin, pixels, written, worker, arguments)
         future = self._pool.submit(worker, pixels, *arguments, over)

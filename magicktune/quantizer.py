@@ -54,19 +54,24 @@ def treedepth_at(quality: int) -> int:
     return TREEDEPTH if quality >= 100 else LOWER_QUALITY_TREEDEPTH
 
 
-#: Below quality 100 each pixel a frame writes may carry, on average, the squared error of a PSNR of
-#: FLOOR_DB + DB_PER_QUALITY * quality dB (46 at 80, 41.5 at 70, 37 at 60, 32.5 at 50), so no frame falls much
-#: below it; where the frame keeps many pixels as they were, or its colours fit the table, it is well above.
-#: 60 frames of each (`python -m benchmarks.quality_steps`), PSNR mean / min at quality 80, 70, 60: lines
-#: 58.2 / 57.8, 54.2 / 53.7, 50.1 / 49.4; field 46.6 / 46.0, 42.4 / 41.8, 38.1 / 37.3; seed 50.6 / 50.4 (its
-#: colours kept), 49.7 / 47.3, 45.9 / 42.8; photo at 60 and 50, 37.9 / 37.8 and 33.8 / 33.3.
-FLOOR_DB = 10.0
-DB_PER_QUALITY = 0.45
+#: Below quality 100 a frame's colours merge while the squared error it adds stays within that of a PSNR of
+#: FLOOR_DB + DB_PER_QUALITY * quality dB over the whole frame (56 at 90, 52 at 80, 44 at 60, 36 at 40), spread
+#: over the pixels it writes. 60 frames of each (`python -m benchmarks.quality_steps`), PSNR mean / min at 90, 70
+#: and 50: field 54.2 / 53.8, 47.5 / 46.8, 40.1 / 39.0; seed 50.6 / 50.4 (no merge: its colours are well above),
+#: 49.0 / 48.4, 41.2 / 40.4; lines 59.1 / 58.8, 51.9 / 51.4, 43.5 / 42.5 (its unchanged pixels, exact, lift it).
+#: Against the fixed share of the table quality meant before, at the same bytes: lines +1 dB, seed +0.7 / +0.9;
+#: photo, whose every pixel carries the error of the frames before, -0.2 / -1.7 (7.9 MB at quality 40).
+FLOOR_DB = 20.0
+DB_PER_QUALITY = 0.4
+#: ... but no pixel a frame writes carries on average more than SPREAD times that: a frame that redraws a few
+#: pixels (a changing title) does not spend the whole frame's error on them. On 60 frames, seed at about 2.4 MB:
+#: SPREAD 4, 49.9 / 48.1 dB; 8, 49.4 / 48.9; 16, 49.2 / 49.1; the line plot's curve is the same at each.
+SPREAD = 8
 
 
 def error_at(quality: int) -> float:
-    """The squared RGB error (summed over R, G and B) each pixel a frame writes may carry on average at `quality`
-    (0-100); 0 at 100, where every frame keeps all the colours it has room for."""
+    """The squared RGB error (summed over R, G and B) a frame may add at `quality` (0-100), per pixel of the
+    frame; 0 at 100, where every frame keeps all the colours it has room for."""
     if quality >= 100:
         return 0.0
     return 3 * 255.0**2 / 10 ** ((FLOOR_DB + DB_PER_QUALITY * quality) / 10)
@@ -79,13 +84,15 @@ def quantize_frame(
     passes: int = PASSES,
     treedepth: int = TREEDEPTH,
     error: float = 0.0,
+    frame_pixels: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quantize an (h, w, 4) uint8 frame to (table of RGBA numbers, transparent as 0 and first if any;
     (h, w) uint8 indexes into it).
 
     Pixels with alpha below 128 become the one transparent entry, every other pixel is opaque. With
-    `spare_transparent` one entry stays free for a transparent colour the caller adds. With an `error` (squared RGB
-    error a shown pixel may carry on average), colours keep merging past `colors` while the merges stay within it.
+    `spare_transparent` one entry stays free for a transparent colour the caller adds. With an `error`, colours keep
+    merging past `colors` while the squared error added stays within `error` times `frame_pixels` (the whole
+    frame's, where these pixels are a crop of it), and within SPREAD times `error` a shown pixel on average.
     """
     height, width = pixels.shape[:2]
     keys = colours(np.ascontiguousarray(pixels)).reshape(-1)
@@ -107,7 +114,8 @@ def quantize_frame(
     if len(distinct) <= slots and not (error and len(distinct) > 1):
         table, entry = distinct, np.arange(len(distinct), dtype=np.uint8)
     else:
-        table, entry = _reduce(runs, distinct, counts, slots, passes, treedepth, error * runs.size)
+        budget = error * min(frame_pixels or runs.size, SPREAD * runs.size)
+        table, entry = _reduce(runs, distinct, counts, slots, passes, treedepth, budget)
     del runs
     sorted_entries = np.repeat(entry, counts)
     indexes = np.zeros(height * width, np.uint8)

@@ -155,14 +155,14 @@ def assert_static_pixels_stay(source, frames):
 def test_lower_quality_makes_smaller_files_with_every_frame_near_its_error(tmp_path):
     source = smooth_frames(30)
     sizes, worst = [], []
-    for quality in (100, 90, 80, 70):
+    for quality in (100, 80, 70, 60):
         out = tmp_path / f"q{quality}.gif"
         stats = encode(out, source, quality=quality)
         frames, _, _ = decode(out)
         scores = [psnr(got[..., :3], want[..., :3]) for got, want in zip(frames, source)]
         assert scores[0] == 99, quality  # the whole first frame stays on screen: it keeps its own colours
         floor = quantizer.FLOOR_DB + quantizer.DB_PER_QUALITY * quality
-        assert quality == 100 or min(scores) > floor - 1, (quality, floor, min(scores))
+        assert quality == 100 or min(scores) > floor - 1.5, (quality, floor, min(scores))
         sizes.append(stats.bytes)
         worst.append(min(scores))
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4, sizes
@@ -182,6 +182,17 @@ def test_an_error_merges_colours_while_each_pixel_carries_no_more_than_it_on_ave
         assert carried <= error + 0.75, (error, carried)  # + rounding each entry to whole levels: 3 x 1/4
         entries.append(len(table))
     assert entries[0] == distinct and entries == sorted(entries, reverse=True) and len(set(entries)) == 4, entries
+
+
+def test_a_crops_error_is_the_whole_frames_spread_over_its_pixels_at_most_spread_times_each():
+    frame = smooth_frames(1)[0]
+    want = frame[..., :3].astype(np.int64)
+    shown = frame.shape[0] * frame.shape[1]
+    for frame_pixels, allowed in ((2 * shown, 2.0), (100 * shown, float(quantizer.SPREAD))):
+        table, indexes = quantize_frame(frame, 256, error=2.0, frame_pixels=frame_pixels)
+        got = table[indexes].view(np.uint8).reshape(frame.shape)[..., :3]
+        carried = ((got - want) ** 2).sum(axis=2).mean()
+        assert 0.5 * allowed * 2.0 < carried <= allowed * 2.0 + 0.75, (frame_pixels, carried)
 
 
 def test_wards_merge_past_the_slots_spends_no_more_than_its_budget():
