@@ -18,8 +18,8 @@ E2E = "e2e"
 ENCODE = "encode"
 #: The `quality` settings measured as magicktune's size/fidelity curve (mt_encode is quality 100): frames held to
 #: PSNR 56, 54, 52, 50, 48, 46, 44, 40, 36 and 32 dB (quantizer.error_at). On 60 frames
-#: (`python -m benchmarks.quality_steps`) the smallest anchors' PSNR falls near 85 on lines, 65 on seed, 60 on
-#: field and 40 on the photograph.
+#: (`python -m benchmarks.quality_steps`) the curve reaches the smallest anchors' bytes near quality 85 on lines,
+#: 65 on seed, 60 on field and 40 on the photograph.
 QUALITY_CURVE = (90, 85, 80, 75, 70, 65, 60, 50, 40, 30)
 
 

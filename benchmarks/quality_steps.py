@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--quality", action="append", type=int)
     args = parser.parse_args(argv)
-    qualities = args.quality or [100, 85, 75, 65, 55]
+    qualities = args.quality or [100, 90, 70, 50]
     with tempfile.TemporaryDirectory(prefix="magicktune-steps-") as directory:
         scratch = Path(directory)
         for name in args.workload or ["seed", "field", "lines", "photo"]:

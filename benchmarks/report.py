@@ -415,7 +415,9 @@ def write_results_md(results_dir: Path) -> Path:
         "Regenerate a table alone with `python -m benchmarks --table benchmarks/results/full.json`.",
         "",
         "Before commit 7285b0c, `--quality` was a colour tolerance (what `--tolerance` is now), not a table size: the",
-        "quality columns of the full run (`full`, commit be392fc) measured that knob.",
+        "quality columns of the full run (`full`, commit be392fc) measured that knob. From 7285b0c until the commit",
+        "after 6218d4f it was the share of the 256 entries each frame's table could use (`s22-issue-sizes`,",
+        "`s22-issue-sizes-more`); since, the error a frame may add (`quantizer.error_at`).",
         "",
     ]
     order = {"full": 0, "quick": 2}

@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="0 to 100: lower merges more of each frame's colours, for smaller files, while the frame's PSNR stays "
-        "near 20 + 0.4 x quality dB or above (default: 100, every colour there is room for)",
+        "near 20 + 0.4 x quality dB or above; with --quantizer imagemagick, a dither or --global-palette, the share "
+        "of --colors each table may use (default: 100, every colour there is room for)",
     )
     encode.add_argument(
         "--tolerance",

@@ -18,12 +18,14 @@ DEFAULT_TREEDEPTH = 5
 
 
 def table_size(colors: int, quality: int) -> int:
-    """Entries a frame's colour table may use at `quality` (0-100): that share of `colors`, at least 2.
+    """Entries a frame's colour table may use at `quality` (0-100) where ImageMagick builds it (a dither, a global
+    palette, quantizer='imagemagick'): that share of `colors`, at least 2. magicktune's own quantizer merges by
+    error instead (quantizer.error_at).
 
     A smaller table moves every workload along its size/fidelity curve and never flickers. At about the same
     bytes, quality by colour tolerance (frames.changed_pixels, now the `tolerance` option) was 2 to 7 dB lower on
     seed, lines and field; only on the photograph was it better. 30 frames of each, from GifEncoder over the
-    benchmark's frames (a scratch script). `python -m benchmarks` draws the curve.
+    benchmark's frames (a scratch script).
     """
     return max(2, round(colors * quality / 100))
 

@@ -195,6 +195,37 @@ def test_a_crops_error_is_the_whole_frames_spread_over_its_pixels_at_most_spread
         assert 0.5 * allowed * 2.0 < carried <= allowed * 2.0 + 0.75, (frame_pixels, carried)
 
 
+def test_a_crop_spends_the_frames_error_on_its_shown_pixels_alone():
+    frame = smooth_frames(1)[0].copy()
+    frame[:, : W // 2, 3] = 0  # the left half left as it was: transparent
+    shown = frame[..., 3] >= 128
+    want = frame[..., :3].astype(np.int64)
+    table, indexes = quantize_frame(frame, 256, error=2.0, frame_pixels=3 * int(shown.sum()))
+    assert table[0] == 0 and (indexes[~shown] == 0).all() and (indexes[shown] != 0).all()
+    got = table[indexes].view(np.uint8).reshape(frame.shape)[..., :3]
+    carried = ((got - want) ** 2).sum(axis=2)[shown].mean()
+    assert 3.0 < carried <= 3 * 2.0 + 0.75, carried
+
+
+def test_an_error_leaves_a_frame_of_one_colour_or_of_none_as_it_is():
+    clear = np.zeros((H, W, 4), np.uint8)
+    table, indexes = quantize_frame(clear, 256, error=50.0, frame_pixels=H * W)
+    assert list(table) == [0] and not indexes.any()
+    flat = rgba(np.full((H, W, 3), (12, 200, 7), np.uint8))
+    table, indexes = quantize_frame(flat, 256, error=50.0, frame_pixels=H * W)
+    assert np.array_equal(table[indexes].view(np.uint8).reshape(flat.shape), flat)
+
+
+@pytest.mark.parametrize("options", [{"quantizer": "imagemagick"}, {"dither": "floyd-steinberg"}])
+def test_where_imagemagick_builds_the_table_quality_is_still_a_share_of_the_colours(tmp_path, options):
+    source = smooth_frames(6, levels=3000)
+    out = tmp_path / "q50.gif"
+    encode(out, source, quality=50, **options)
+    frames, _, _ = decode(out)
+    own = [frames[0].reshape(-1, 4)] + [now[(now != before).any(axis=2)] for before, now in zip(frames, frames[1:])]
+    assert max(len(np.unique(colours, axis=0)) for colours in own) <= 128
+
+
 def test_wards_merge_past_the_slots_spends_no_more_than_its_budget():
     rng = np.random.default_rng(5)
     rgb = rng.uniform(0, 255, (300, 3))
