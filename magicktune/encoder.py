@@ -93,9 +93,9 @@ def compress(
     ImageMagick's octree at `treedepth`. With `over` and the worker's `canvas`, the "magicktune" quantizer's
     unchanged pixels are written the way LZW packs best. Its table shrinks while the squared error added stays
     within `error` per pixel of a frame of `frame_pixels` (quantizer.quantize_frame), but not a whole frame's that
-    later frames draw over: its pixels stay on screen, and every frame after it shows their error. 60 line-plot frames at quality 90:
-    1.20 MB at 59.1 / 58.8 dB, against 1.19 MB at 57.6 / 56.4 with the whole frame held to the same error
-    (`python -m benchmarks.quality_steps`, and the same with this rule taken out).
+    later frames draw over: its pixels stay on screen, and every frame after it shows their error. 60 line-plot
+    frames at quality 90: 1.20 MB at 59.1 / 58.8 dB, against 1.19 MB at 57.6 / 56.4 with the whole frame held to
+    the same error (`python -m benchmarks.quality_steps`, and the same with this rule taken out).
     """
     if dither != "none":
         return _compress_dithered(pixels, colors, dither, palette, treedepth, spare_transparent)

@@ -183,9 +183,9 @@ def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int, budget: float =
 
     In rounds: the mutual cheapest pairs merge at once, the cheapest first and at most half of the merges still
     needed a round (past the slots, those the budget affords, at most half the clusters), so it stays close to
-    one merge at a time (the naive sketch in issue 10 took 4.6 s for one
-    frame) in a dozen rounds. Ward's cost is reducible (a merged cluster costs no less to any other than the
-    cheaper of its parts did), so only the clusters that merged, or whose cheapest partner did, look again.
+    one merge at a time (the naive sketch in issue 10 took 4.6 s for one frame) in a dozen rounds. Ward's cost is
+    reducible (a merged cluster costs no less to any other than the cheaper of its parts did), so only the
+    clusters that merged, or whose cheapest partner did, look again.
     """
     centre = rgb.astype(np.float64)
     centre -= centre.mean(axis=0)  # smaller squares: float32 distances lose less to cancellation
