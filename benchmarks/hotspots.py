@@ -26,19 +26,25 @@ from magicktune.frames import bbox, binarize_alpha  # noqa: E402
 from magicktune.palette import colours, map_colours  # noqa: E402
 
 
-def frames(workload: str, first: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frames `first` and `first + 1` of a workload, drawn as a save draws them."""
-    animation = WORKLOADS[workload].build(first + 2)
+def drawn_frames(workload: str, count: int, first: int = 0) -> np.ndarray:
+    """Frames `first` to `count - 1` of a workload, drawn as a save draws them: (frames, height, width, 4) uint8."""
+    animation = WORKLOADS[workload].build(count)
     figure = animation._fig
     animation._init_draw()
     capture = FrameCapture(figure, figure.dpi)
     drawn = []
     with capture.holding():
-        for i in range(first + 2):
+        for i in range(count):
             animation._draw_next_frame(i, blit=False)
             if i >= first:
                 drawn.append(np.asarray(capture.grab()).copy())
-    return drawn[0], drawn[1]
+    return np.stack(drawn)
+
+
+def frames(workload: str, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames `first` and `first + 1` of a workload, drawn as a save draws them."""
+    before, after = drawn_frames(workload, first + 2, first)
+    return before, after
 
 
 def timed(repeat: int, step: Callable[[], Any]) -> float:

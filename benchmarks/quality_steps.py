@@ -18,24 +18,10 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
+from benchmarks.hotspots import drawn_frames  # noqa: E402
 from benchmarks.quality import evaluate  # noqa: E402
 from benchmarks.workloads import WORKLOADS  # noqa: E402
-from magicktune.capture import FrameCapture  # noqa: E402
 from magicktune.encoder import GifEncoder  # noqa: E402
-
-
-def drawn_frames(workload: str, count: int) -> np.ndarray:
-    """The workload's first `count` frames, drawn as a save draws them: (count, height, width, 4) uint8."""
-    animation = WORKLOADS[workload].build(count)
-    figure = animation._fig
-    animation._init_draw()
-    capture = FrameCapture(figure, figure.dpi)
-    drawn = []
-    with capture.holding():
-        for i in range(count):
-            animation._draw_next_frame(i, blit=False)
-            drawn.append(np.asarray(capture.grab()).copy())
-    return np.stack(drawn)
 
 
 def measure(frames: np.ndarray, quality: int, scratch: Path, raw: Path) -> str:

@@ -347,7 +347,6 @@ class GifEncoder:
         self._shown: np.ndarray | None = None  # the source colours the GIF shows now, where each was last written
         self.size = (width, height)
         self.colors: int = chosen["colors"]
-        self._table_size = self.colors
         self.dither: str = chosen["dither"]
         self.optimize: bool = chosen["optimize"]
         self.treedepth: int = chosen["treedepth"]
@@ -355,8 +354,7 @@ class GifEncoder:
         own_table = self.quantizer == "magicktune" and self.dither == "none" and not self.global_palette
         self._treedepth = treedepth_at(self.quality) if own_table else self.treedepth  # quantizer.py's, or the octree's
         self._pixel_error = error_at(self.quality) if own_table else 0.0
-        if not own_table:
-            self._table_size = table_size(self.colors, self.quality)
+        self._table_size = self.colors if own_table else table_size(self.colors, self.quality)
         self.loop: int | None = chosen["loop"]
         self.comment = comment
         self.progress = progress

@@ -207,7 +207,7 @@ def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int, budget: float =
             first = first[: max(1, (n - slots) // 2)]
         else:
             affordable = np.cumsum(partner_cost[first], dtype=np.float64) <= budget - spent
-            first = first[: max(1, min(int(affordable.sum()), n // 2))] if first.size and affordable[0] else first[:0]
+            first = first[: max(1, min(int(affordable.sum()), n // 2))] if affordable[0] else first[:0]
             if not first.size:
                 break
         spent += float(partner_cost[first].sum(dtype=np.float64))
