@@ -3,6 +3,7 @@ raised as a thread would raise them, and no child left behind on any exit."""
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from test_encoder import H, W, encode, leftovers, scene
 
 import magicktune.encoder as encoder_module
 from magicktune.encoder import EncodeError, GifEncoder
-from magicktune.processpool import ProcessPool
+from magicktune.processpool import ProcessPool, _found_as
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,6 +95,32 @@ def test_a_worker_ignores_ctrl_c_which_the_terminal_sends_to_the_whole_group():
     finally:
         pool.shutdown()
     assert workers_of() == []
+
+
+def magick_libraries(process):
+    """The files of ImageMagick's libraries `process` has mapped."""
+    return sorted({m.path for m in process.memory_maps() if "libMagick" in os.path.basename(m.path)})
+
+
+def test_a_worker_loads_the_imagemagick_libraries_this_process_loaded():
+    pool = ProcessPool(np.reshape, 1, 1)
+    try:
+        assert pool.submit(0, np.arange(8, dtype=np.uint8), (2, 4)).result(timeout=60).shape == (2, 4)
+        import wand.image  # noqa: F401  # the worker has imported wand by its first job
+
+        (worker,) = workers_of()
+        assert magick_libraries(worker) == magick_libraries(psutil.Process()) != []
+    finally:
+        pool.shutdown()
+
+
+def test_a_worker_finds_the_parents_libraries_by_any_suffix_and_others_as_ctypes_does():
+    search = ctypes.util.find_library
+    with _found_as({"MagickWand": "libMagickWand-test.so", "MagickCore": "libMagickCore-test.so"}):
+        assert ctypes.util.find_library("MagickWand-7.Q16HDRI") == "libMagickWand-test.so"
+        assert ctypes.util.find_library("MagickCore") == "libMagickCore-test.so"
+        assert ctypes.util.find_library("c") == search("c")
+    assert ctypes.util.find_library is search
 
 
 def test_a_module_in_the_working_directory_does_not_shadow_the_workers_standard_library(tmp_path, monkeypatch):
