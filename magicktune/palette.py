@@ -85,7 +85,9 @@ def entries_of(table: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.nd
             if np.unique(slots).size == slots.size:  # a perfect hash of the table: one slot, one colour
                 lookup = np.zeros(1 << HASH_BITS, np.uint16)  # 128 KB stays in cache; intp's 512 KB was 2x slower
                 lookup[slots] = first
-                entry = lookup[(keys * multiplier) >> shift].astype(np.intp)
+                # numpy converts a uint32 index to intp slower than astype does: 1.04 ms against 1.27 for a
+                # line-plot crop's 270,000 pixels (timeit, one run)
+                entry = lookup[((keys * multiplier) >> shift).astype(np.intp)].astype(np.intp)
                 return entry, table[entry] == wanted
     order = np.argsort(table, kind="stable")
     entry = order[np.searchsorted(table, wanted, sorter=order).clip(max=len(table) - 1)]
