@@ -27,6 +27,13 @@ TREEDEPTH = 6
 #: 30 photo frames 4.60 MB against 4.86 at the same 38.2 / 38.2 (GifEncoder over the benchmark's frames, a
 #: scratch script). Depth 6 stays the default: seed's mean PSNR at 5 is below pngquant's 51.5.
 LOWER_QUALITY_TREEDEPTH = 5
+#: More distinct colours than depth 5's octree has leaves (cubes 8 levels a side, 32**3 of them) are denser than
+#: that grid, and the palette's error is well above a cube's: such a frame (a photograph: 38,900 to 106,600 a
+#: frame; seed's scatter has at most 11,600) is pre-cut at depth 5 at every quality. 60 photo frames at quality 100:
+#: 9,385,805 bytes at 38.27 / 38.18 dB, against 9,925,110 at 38.28 / 38.18 with depth 6 (`python -m
+#: benchmarks.quality_steps --workload photo --quality 100`, with and without this rule); depth 4, 8.28 MB at
+#: 37.91 / 37.84 (a scratch script).
+DENSE_COLOURS = 32**3
 #: Weighted k-means passes after the mean step: one adds 0.6 dB on seed and photo frames, at up to a third more
 #: time (photo 178 ms against 143).
 PASSES = 1
@@ -140,6 +147,8 @@ def _reduce(
     if len(distinct) <= WARD_UP_TO:
         assign = ward_merge(rgb, weights, slots, budget)
     else:
+        if len(distinct) > DENSE_COLOURS:
+            treedepth = min(treedepth, LOWER_QUALITY_TREEDEPTH)
         coarse = _octree(runs, distinct, counts, max(slots, COARSE_CLUSTERS), treedepth)
         total, sums = _sums(rgb, weights, coarse)
         if budget:  # the octree's cut spent some: each colour's squared distance to its cluster's mean

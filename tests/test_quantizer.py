@@ -117,6 +117,22 @@ def test_above_ward_up_to_the_octrees_clusters_merge_by_ward_for_a_closer_table(
     assert with_ward > psnr(table.view(np.uint8).reshape(-1, 4)[indexes], frame) + 0.2
 
 
+def test_a_frame_denser_than_depth_5s_cubes_is_pre_cut_at_depth_5(monkeypatch):
+    """A frame with more distinct colours than DENSE_COLOURS gets depth 5's table whatever depth it is given; below
+    that, the depth given counts."""
+    rng = np.random.default_rng(5)
+    centres = rng.integers(0, 256, (40, 3))
+    frame = rgba(
+        np.clip(centres[rng.integers(0, 40, (240, 240))] + rng.normal(0, 6, (240, 240, 3)), 0, 255).astype(np.uint8)
+    )
+    assert len(np.unique(frame.view("<u4"))) > quantizer.DENSE_COLOURS
+    at = {depth: quantize_frame(frame, 256, treedepth=depth) for depth in (5, 6)}
+    assert all(np.array_equal(a, b) for a, b in zip(at[5], at[6], strict=True))
+    monkeypatch.setattr(quantizer, "DENSE_COLOURS", 10**6)
+    table, _ = quantize_frame(frame, 256, treedepth=6)
+    assert not np.array_equal(table, at[5][0])
+
+
 def test_wards_cheapest_partners_are_those_of_the_whole_cost_matrix(monkeypatch):
     rng = np.random.default_rng(3)
     centre = rng.uniform(-100, 100, (150, 3))
