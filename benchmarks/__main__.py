@@ -127,8 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     stem = args.name or plan.mode
     results = args.results_dir / f"{stem}.json"
-    print(f"benchmarks: {plan.mode} run, {plan.sizes}, {len(plan.cases)} cases -> {results}", flush=True)
-    doc = run_plan(plan, out_dir=args.out_dir, results_path=results, log=lambda line: print(line, flush=True))
+    print(f"benchmarks: run {stem}, {plan.sizes}, {len(plan.cases)} cases -> {results}", flush=True)
+    doc = run_plan(
+        plan,
+        out_dir=args.out_dir,
+        results_path=results,
+        log=lambda line: print(line, flush=True),
+        argv=sys.argv[1:] if argv is None else argv,
+    )
     png = report.plot(doc, results.with_suffix(".png"))
     report.fidelity_plot(doc, results.with_name(f"{stem}-fidelity.png"))
     md = report.write_results_md(args.results_dir)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-MB = 1024 * 1024
+MIB = 1024 * 1024  # peak_rss_mb and peak_pss_mb are in MiB (the JSON keys predate the name)
 
 
 @dataclass
@@ -104,8 +104,8 @@ def run_measured(
     return Measurement(
         returncode=proc.returncode,
         process_s=elapsed,
-        peak_rss_mb=peak_rss / MB,
-        peak_pss_mb=peak_pss / MB,
+        peak_rss_mb=peak_rss / MIB,
+        peak_pss_mb=peak_pss / MIB,
         cpu_s=usage.ru_utime + usage.ru_stime,
         samples=samples,
         timed_out=timed_out,

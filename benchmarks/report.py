@@ -63,10 +63,17 @@ def _row(r: dict[str, Any]) -> str:
     )
 
 
+def run_name(doc: dict[str, Any]) -> str:
+    """The name a run was given (--name), else its plan's ("full", "quick"): a run of chosen frames or cases is not
+    called a full one."""
+    command = str(doc.get("command", "")).split()
+    return command[command.index("--name") + 1] if "--name" in command[:-1] else str(doc.get("mode"))
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The results as markdown: machine line, then one table per (workload, frames)."""
     lines = [
-        f"Run `{doc.get('mode')}` at {doc.get('started')} ({doc.get('duration_s', '?')} s in all), "
+        f"Run `{run_name(doc)}` at {doc.get('started')} ({doc.get('duration_s', '?')} s in all), "
         f"commit {doc['machine'].get('git_commit') or '?'}.",
         f"Machine: {summary(doc['machine'])}. "
         f"Load average {doc['machine'].get('load_avg_at_start')} at start, "
@@ -93,7 +100,7 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             f"**{workload}, {frames} frames** ({size}, {w.get('fps')} fps; {w.get('description', '')})",
             "",
-            "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MB (PSS) "
+            "| case | what | status | wall s | × floor (e2e) / × tuned convert (encode) | CPU s | peak RSS MiB (PSS) "
             "| GIF MB | PSNR mean / min dB | static pixels that change | play s / expected |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
@@ -103,7 +110,8 @@ def markdown(doc: dict[str, Any]) -> str:
     lines.append(
         "Wall time excludes interpreter start-up; CPU s is user + system of the whole tree, start-up included; peak RSS is "
         "the whole process tree (python + encoder), sampled every 50 ms, and PSS the same with a page the tree's "
-        "processes share counted once (split with the harness where it maps it too: compare PSS between cases). PSNR is against matplotlib's own "
+        "processes share counted once (split with the harness where it maps it too: compare PSS between cases), in MiB "
+        "(2**20 bytes; GIF MB are 10**6 bytes). PSNR is against matplotlib's own "
         "RGBA frames composited on white. Static pixels that change: pixels equal in source frames k-1 and k whose "
         "decoded GIF pixel changes, summed over the frames (flicker)."
     )
@@ -148,7 +156,7 @@ def compact(doc: dict[str, Any], kind: str = E2E) -> str:
     ref = "× floor" if kind == E2E else "× tuned convert"
     head = ["case"]
     for workload, frames in groups:
-        head += [f"{workload} {frames}: s ({ref})", "peak MB", "GIF MB", "PSNR mean / min dB"]
+        head += [f"{workload} {frames}: s ({ref})", "peak MiB", "GIF MB", "PSNR mean / min dB"]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
     for name in names:
         cells = [f"`{name}`"]
@@ -199,7 +207,7 @@ def summary_md(doc: dict[str, Any]) -> str:
     kinds = {r["kind"] for r in doc["results"] if r["case"] != "dump_raw"}
     blocks = [
         f"Machine: {summary(doc['machine'])}; load average {doc['machine'].get('load_avg_at_start')} "
-        f"at start ({doc.get('mode')} run, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n"
+        f"at start (run `{run_name(doc)}`, {doc.get('started')}, commit {doc['machine'].get('git_commit')}).\n"
     ]
     if E2E in kinds:
         blocks.append(
@@ -303,7 +311,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
                         color=style["color"],
                     )[0]
                     handles.setdefault(f"{name} (failed)", line)
-        for row_ax, ylabel in ((0, "wall time, s"), (1, "peak RSS of process tree, MB")):
+        for row_ax, ylabel in ((0, "wall time, s"), (1, "peak RSS of process tree, MiB")):
             ax = axes[row_ax][col]
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -329,7 +337,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
         title="solid: end-to-end\ndashed: encode-only\nx: failed",
         title_fontsize=7,
     )
-    title = f"magicktune benchmarks ({doc.get('mode')}): {summary(doc['machine'])}"
+    title = f"magicktune benchmarks (run {run_name(doc)}): {summary(doc['machine'])}"
     fig.suptitle(textwrap.fill(title, width=int(110 * len(workloads))), fontsize=8)  # fits the figure's width
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

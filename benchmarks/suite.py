@@ -205,9 +205,15 @@ def add_ratios(results: list[dict[str, Any]]) -> None:
 
 
 def run_plan(
-    plan: Plan, *, out_dir: Path = OUT_DIR, results_path: Path, log: Callable[[str], None] = print
+    plan: Plan,
+    *,
+    out_dir: Path = OUT_DIR,
+    results_path: Path,
+    log: Callable[[str], None] = print,
+    argv: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``plan`` and write ``results_path`` (JSON) after every case; returns the document."""
+    """Run ``plan`` and write ``results_path`` (JSON) after every case; returns the document. ``argv``: the arguments
+    the run was given, for its record (this process's own by default)."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
@@ -215,7 +221,7 @@ def run_plan(
         "mode": plan.mode,
         "started": _now(),
         "finished": None,
-        "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
+        "command": " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),
         "plan": {
             "sizes": plan.sizes,
             "cases": plan.cases,
@@ -310,7 +316,7 @@ def _progress(r: dict[str, Any]) -> str:
     q = r.get("quality") or {}
     parts = [f"{r['workload']}-{r['frames']:<5} {r['case']:<24} {r['status']:<11}"]
     if r.get("wall_s") is not None:
-        parts.append(f"{r['wall_s']:7.1f} s  {r.get('peak_rss_mb', 0):7.0f} MB")
+        parts.append(f"{r['wall_s']:7.1f} s  {r.get('peak_rss_mb', 0):7.0f} MiB")
     if q.get("psnr_mean") is not None:
         parts.append(
             f"PSNR {q['psnr_mean']:.1f}/{q['psnr_min']:.1f} dB  play {q['play_s']:.1f}/{q['expected_play_s']:.1f} s"

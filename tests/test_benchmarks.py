@@ -108,6 +108,7 @@ def test_scratch_is_cleaned_and_reports_render(smoke: tuple[dict, Path]) -> None
     assert (root / "results" / "smoke.png").stat().st_size > 0
     table = report.markdown(doc)
     assert "| `mpl_pillow` |" in table and "seed, 5 frames" in table and "cores" in table
+    assert table.startswith("Run `smoke` at") and "--frames seed=3,5" in doc["command"]  # not pytest's arguments
     assert doc["machine"]["cores"] and doc["imagemagick_variants"]["stock"]["sets"] == {}
 
 
