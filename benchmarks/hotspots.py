@@ -23,8 +23,8 @@ from benchmarks.workloads import WORKLOADS  # noqa: E402
 from magicktune.capture import FrameCapture  # noqa: E402
 from magicktune.encoder import compress  # noqa: E402
 from magicktune.frames import bbox, binarize_alpha  # noqa: E402
-from magicktune.palette import colours, entries_of, map_colours  # noqa: E402
-from magicktune.quantizer import quantize_frame  # noqa: E402
+from magicktune.palette import OPAQUE, colours, entries_of, map_colours  # noqa: E402
+from magicktune.quantizer import _distinct_by_hash, quantize_frame  # noqa: E402
 from magicktune.shown import _in_runs  # noqa: E402
 
 
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     runs_of = (table, indexes, new, new != 0, colours(before)[y0:y1, x0:x1], np.ones(mask.shape, bool), 0)
     assert np.array_equal(_in_runs(*runs_of), in_runs_by_cumsum(*runs_of))
 
+    opaque_keys = keys | np.uint32(OPAQUE)
+    hashed = _distinct_by_hash(opaque_keys) is not None
+
     print(f"{args.workload} frame {args.frame + 1}: changed crop {x1 - x0}x{y1 - y0}, {len(np.unique(keys))} colours")
     rows = [
         ("unchanged pixels cleared: pixels[~changed] = 0", masked_by_index),
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         ("colour sort, unchanged cleared: stable (now, many)", lambda: np.argsort(cleared_keys, kind="stable")),
         ("map_colours, 256 colours, tree depth 5", lambda: map_colours(crop, 256, 5)),
         ("compress (map_colours + LZW)", lambda: compress(crop, 256, "none", None, 5, False)),
+        ("distinct colours: argsort (where many)", lambda: np.argsort(opaque_keys)),
+        (
+            f"distinct colours: sample + hash (where few: {'yes' if hashed else 'no'})",
+            lambda: _distinct_by_hash(opaque_keys),
+        ),
         ("unchanged pixels in runs: numbered by cumsum", lambda: in_runs_by_cumsum(*runs_of)),
         ("unchanged pixels in runs: bounds, np.repeat (now)", lambda: _in_runs(*runs_of)),
     ]

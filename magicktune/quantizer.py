@@ -1,6 +1,7 @@
 """magicktune's quantizer: a frame's colours to at most N table entries, exact where the frame allows it.
 
-One sort of the frame's pixels by colour gives its distinct colours and their counts. A frame (or the changed
+One sort of the frame's pixels by colour gives its distinct colours and their counts (for many pixels of few
+colours, a hash does, at a fraction of the cost: _distinct_by_hash). A frame (or the changed
 pixels of one) with no more distinct colours than the table holds keeps every one of them, unless an error is
 allowed (quality below 100): lossless, no ImageMagick call. Up to WARD_UP_TO colours, they merge greedily by
 Ward's cost (the least squared error each merge adds); beyond that ImageMagick's octree first cuts them to
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .palette import OPAQUE, SHOWN_OPAQUE, colours
+from .palette import HASH_UP_TO, OPAQUE, SHOWN_OPAQUE, colours, entries_of
 from .wandlib import MagickWand
 
 #: Octree depth for its cut to COARSE_CLUSTERS. Cutting straight to 256, 5 left 22 of 256 entries empty on seed
@@ -54,6 +55,13 @@ COARSE_CLUSTERS = 512
 #: "nearest" rows). A fresh 4 MB score array for each 4,096 rows, as before, took 7.5 ms for 9,500 random colours
 #: (a scratch timing, one run).
 NEAREST_ROWS_AT_ONCE = 1024
+
+
+#: A frame's distinct colours are counted by hash (_distinct_by_hash) from this many shown pixels, where a sample of
+#: about HASH_SAMPLE of them has at most palette.HASH_UP_TO colours: field's whole frames (225,000-307,000 pixels
+#: of 434-623 colours) yes; seed's and the photograph's many colours, and lines' crops (24,000 pixels), no.
+HASH_FROM_PIXELS = 65536
+HASH_SAMPLE = 2048
 
 
 def treedepth_at(quality: int) -> int:
@@ -112,41 +120,85 @@ def quantize_frame(
         if not where.size:
             return np.zeros(1, "<u4"), np.zeros((height, width), np.uint8)
         keys = keys[where]
-    order = np.argsort(keys).astype(np.int32)
-    runs = keys[order] | np.uint32(OPAQUE)
+    keys = keys | np.uint32(OPAQUE)  # a copy: the caller's pixels stay as they are
+    hashed = _distinct_by_hash(keys)
+    if hashed is not None:
+        distinct, counts, inverse = hashed
+        runs = order = None
+    else:
+        order = np.argsort(keys).astype(np.int32)
+        runs = keys[order]
+        starts = np.flatnonzero(runs[1:] != runs[:-1]) + 1
+        starts = np.concatenate((np.zeros(1, starts.dtype), starts))
+        counts = np.diff(starts, append=runs.size)
+        distinct = runs[starts]
+    shown_pixels = keys.size
     del keys
-    starts = np.flatnonzero(runs[1:] != runs[:-1]) + 1
-    starts = np.concatenate((np.zeros(1, starts.dtype), starts))
-    counts = np.diff(starts, append=runs.size)
-    distinct = runs[starts]
     slots = colors - 1 if (clear or spare_transparent) else colors
     if len(distinct) <= slots and not (error and len(distinct) > 1):
         table, entry = distinct, np.arange(len(distinct), dtype=np.uint8)
     else:
-        budget = error * min(frame_pixels or runs.size, SPREAD * runs.size)
+        budget = error * min(frame_pixels or shown_pixels, SPREAD * shown_pixels)
         table, entry = _reduce(runs, distinct, counts, slots, passes, treedepth, budget)
     del runs
-    sorted_entries = np.repeat(entry, counts)
     indexes = np.zeros(height * width, np.uint8)
     if clear:
         table = np.concatenate((np.zeros(1, "<u4"), table))
-        indexes[where[order]] = sorted_entries + np.uint8(1)
+        entry = entry + np.uint8(1)
+    if order is None:
+        shown_entries = entry[inverse]
+        if clear:
+            indexes[where] = shown_entries
+        else:
+            indexes = shown_entries
     else:
-        indexes[order] = sorted_entries
+        indexes[where[order] if clear else order] = np.repeat(entry, counts)
     return table.astype("<u4"), indexes.reshape(height, width)
 
 
+def _distinct_by_hash(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """`keys`' distinct colours (sorted, as a sort finds them), their counts and each key's place among them, for
+    many pixels of few colours (an imshow's whole frame) at a fraction of a sort's cost: a sample's colours are
+    looked up by hash (palette.entries_of), and only the pixels of colours the sample missed are sorted. None
+    where the sample has more colours than a hash holds, or the frame more than WARD_UP_TO: sort them all then."""
+    if keys.size < HASH_FROM_PIXELS:
+        return None
+    sampled = np.unique(keys[:: keys.size // HASH_SAMPLE])
+    if len(sampled) > HASH_UP_TO:
+        return None
+    entry, held = entries_of(sampled, keys)
+    missed_at = np.flatnonzero(~held)
+    missed, missed_entry = np.unique(keys[missed_at], return_inverse=True)
+    entry[missed_at] = len(sampled) + missed_entry.reshape(-1)
+    both = np.concatenate((sampled, missed))
+    if len(both) > WARD_UP_TO:  # the octree wants the pixels sorted
+        return None
+    by_colour = np.argsort(both)
+    rank = np.empty(len(both), np.intp)
+    rank[by_colour] = np.arange(len(both))
+    inverse = rank[entry]
+    return both[by_colour], np.bincount(inverse, minlength=len(both)), inverse
+
+
 def _reduce(
-    runs: np.ndarray, distinct: np.ndarray, counts: np.ndarray, slots: int, passes: int, treedepth: int, budget: float
+    runs: np.ndarray | None,
+    distinct: np.ndarray,
+    counts: np.ndarray,
+    slots: int,
+    passes: int,
+    treedepth: int,
+    budget: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A table of at most `slots` opaque RGBA numbers for the sorted opaque pixels `runs` (whose distinct colours
-    and counts are `distinct`, `counts`), fewer where the merges' squared error stays within `budget`, and each
-    distinct colour's entry (uint8)."""
+    and counts are `distinct`, `counts`; None where they were counted by hash, which only frames of at most WARD_UP_TO
+    colours are), fewer where the merges' squared error stays within `budget`, and each distinct colour's entry
+    (uint8)."""
     rgb = distinct.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
     weights = counts.astype(np.float64)
     if len(distinct) <= WARD_UP_TO:
         assign = ward_merge(rgb, weights, slots, budget)
     else:
+        assert runs is not None, "colours counted by hash are at most WARD_UP_TO"
         if len(distinct) > DENSE_COLOURS:
             treedepth = min(treedepth, LOWER_QUALITY_TREEDEPTH)
         coarse = _octree(runs, distinct, counts, max(slots, COARSE_CLUSTERS), treedepth)

@@ -109,8 +109,9 @@ def _in_runs(
     """gifsicle's rule over the pixels whose shown colour stays: a run of them with one value keeps it, a run with
     several becomes `transparent`. An unchanged pixel's value is its shown colour's entry, where the worker knows
     that colour and the table holds it; otherwise transparency. Runs are found by their bounds and flagged whole
-    (np.repeat): on a line-plot crop 2.6 ms against 5.0 for numbering each pixel's run by a cumulative sum
-    (`python -m benchmarks.hotspots --frame 30`)."""
+    (np.repeat): on a line-plot crop 2.6 ms against 5.0 for numbering each pixel's run by a cumulative sum, on a
+    field frame, where nearly every pixel changes, 3.5 against 3.1 (`python -m benchmarks.hotspots --frame 30
+    [--workload field]`)."""
     entry, held = entries_of(table, shown.reshape(-1))  # every pixel: cheaper than picking the unchanged first
     value = entry.astype(np.uint8)
     np.putmask(value, ~((~written & known).reshape(-1) & held), transparent)

@@ -133,6 +133,33 @@ def test_a_frame_denser_than_depth_5s_cubes_is_pre_cut_at_depth_5(monkeypatch):
     assert not np.array_equal(table, at[5][0])
 
 
+@pytest.mark.parametrize("cleared", [False, True])
+def test_colours_counted_by_hash_quantize_as_sorted_ones_do(monkeypatch, cleared):
+    """An imshow-like frame (many pixels, a few hundred colours, some too rare for the sample to see) takes the hash
+    path and gets what sorting its pixels gives."""
+    rng = np.random.default_rng(11)
+    common = rng.integers(0, 256, (300, 3))
+    frame = rgba(common[rng.integers(0, 300, (400, 300))].astype(np.uint8))
+    frame[rng.integers(0, 400, 40), rng.integers(0, 300, 40), :3] = rng.integers(0, 256, (40, 3))  # rare colours
+    if cleared:
+        frame[:50] = 0  # transparent: left as they are
+    keys = frame.view("<u4").reshape(-1)
+    assert quantizer._distinct_by_hash(keys[keys >= palette.SHOWN_OPAQUE] | np.uint32(palette.OPAQUE)) is not None
+    hashed = quantize_frame(frame, 256)
+    monkeypatch.setattr(quantizer, "HASH_FROM_PIXELS", 10**9)
+    assert all(np.array_equal(a, b) for a, b in zip(hashed, quantize_frame(frame, 256), strict=True))
+
+
+def test_a_colour_shown_at_two_alphas_is_one_opaque_entry():
+    frame = rgba(np.zeros((4, 4, 3), np.uint8))
+    frame[:, :2] = (10, 20, 30, 200)
+    frame[:, 2:] = (10, 20, 30, 255)
+    frame[0, 0] = (200, 0, 0, 220)  # a colour whose number sorts between the two
+    table, indexes = quantize_frame(frame, 256)
+    assert len(table) == 2 and (table >= palette.OPAQUE).all()
+    assert len(np.unique(indexes[:, 1:])) == 1
+
+
 def test_wards_cheapest_partners_are_those_of_the_whole_cost_matrix(monkeypatch):
     rng = np.random.default_rng(3)
     centre = rng.uniform(-100, 100, (150, 3))
