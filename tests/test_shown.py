@@ -6,6 +6,7 @@ import pytest
 from helpers import decode
 
 import magicktune.encoder as encoder_module
+from magicktune import shown
 from magicktune.encoder import EncodeError, GifEncoder
 from magicktune.shown import Over, ShownCanvas
 
@@ -78,7 +79,9 @@ def test_child_processes_write_over_what_they_show_as_threads_do(tmp_path):
     assert one_child == threads
 
 
-def test_runs_keep_one_colour_and_turn_transparent_where_they_span_several():
+@pytest.mark.parametrize("look_up_all_from", [1, 100])  # the unchanged pixels' colours alone, every one
+def test_runs_keep_one_colour_and_turn_transparent_where_they_span_several(monkeypatch, look_up_all_from):
+    monkeypatch.setattr(shown, "LOOK_UP_ALL_FROM", look_up_all_from)
     red, green, blue = 0xFF0000FF, 0xFF00FF00, 0xFFFF0000
     table = np.array([0, red, green, blue], "<u4")
     canvas = ShownCanvas()
@@ -90,7 +93,9 @@ def test_runs_keep_one_colour_and_turn_transparent_where_they_span_several():
     assert canvas.colours.tolist() == [[red, red, red, blue, blue, green, green, blue]]
 
 
-def test_unknown_pixels_and_colours_outside_the_table_stay_transparent():
+@pytest.mark.parametrize("look_up_all_from", [1, 100])  # the unchanged pixels' colours alone, every one
+def test_unknown_pixels_and_colours_outside_the_table_stay_transparent(monkeypatch, look_up_all_from):
+    monkeypatch.setattr(shown, "LOOK_UP_ALL_FROM", look_up_all_from)
     table = np.array([0, 0xFF0000FF, 0xFF00FF00], "<u4")
     canvas = ShownCanvas()
     canvas.write(
