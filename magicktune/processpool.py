@@ -36,7 +36,8 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 #: Run with -I (no current directory on sys.path: a queue.py there must not shadow the standard library's), then
 #: given this process's sys.path. Ctrl-C is ignored from the first line. The child loads this package's modules
 #: without its __init__, which imports matplotlib to register the writers: 41 MB and 0.5 s a child instead of 70 MB
-#: and 1.1 s (`/usr/bin/time -f "%e s %M KB" python -c ...` on each).
+#: and 1.1 s (`/usr/bin/time -f "%e s %M KB" python -c ...` on each). Given the libraries its parent loaded
+#: (_found_as), a GifEncoder with one child encodes a 20x20 frame and closes in 0.15 s against 0.44 (5 runs each).
 _CHILD = f"""
 import signal
 signal.signal(signal.SIGINT, signal.SIG_IGN)
