@@ -17,6 +17,7 @@ from helpers import decode, wait_for, workers_of
 from test_encoder import H, W, encode, leftovers, scene
 
 import magicktune.encoder as encoder_module
+from magicktune import processpool
 from magicktune.encoder import EncodeError, GifEncoder
 from magicktune.processpool import ProcessPool, _found_as
 
@@ -110,6 +111,19 @@ def test_a_worker_loads_the_imagemagick_libraries_this_process_loaded():
 
         (worker,) = workers_of()
         assert magick_libraries(worker) == magick_libraries(psutil.Process()) != []
+    finally:
+        pool.shutdown()
+
+
+def test_a_worker_given_libraries_it_cannot_load_searches_as_wand_does(monkeypatch):
+    """A relative MAGICK_HOME path, say, that the child cannot load: it finds ImageMagick itself and works."""
+    missing = {"MagickWand": "libMagickWand-missing.so", "MagickCore": "libMagickCore-missing.so"}
+    monkeypatch.setattr(processpool, "_magick_libraries", lambda: missing)
+    pool = ProcessPool(np.reshape, 1, 1)
+    try:
+        assert pool.submit(0, np.arange(8, dtype=np.uint8), (2, 4)).result(timeout=60).shape == (2, 4)
+        (worker,) = workers_of()
+        assert magick_libraries(worker) == magick_libraries(psutil.Process())
     finally:
         pool.shutdown()
 
