@@ -64,10 +64,16 @@ def _row(r: dict[str, Any]) -> str:
 
 
 def run_name(doc: dict[str, Any]) -> str:
-    """The name a run was given (--name), else its plan's ("full", "quick"): a run of chosen frames or cases is not
-    called a full one."""
-    command = str(doc.get("command", "")).split()
-    return command[command.index("--name") + 1] if "--name" in command[:-1] else str(doc.get("mode"))
+    """The name a run was given (--name; runs before it was recorded: read from their command), else its plan's
+    ("full", "quick"): a run of chosen frames or cases is not called a full one."""
+    if doc.get("name"):
+        return str(doc["name"])
+    for i, word in enumerate(words := str(doc.get("command", "")).split()):
+        if word.startswith("--name="):
+            return word.removeprefix("--name=")
+        if word == "--name" and i + 1 < len(words):
+            return words[i + 1]
+    return str(doc.get("mode"))
 
 
 def markdown(doc: dict[str, Any]) -> str:

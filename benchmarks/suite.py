@@ -219,6 +219,7 @@ def run_plan(
     doc: dict[str, Any] = {
         "schema": 1,
         "mode": plan.mode,
+        "name": results_path.stem,
         "started": _now(),
         "finished": None,
         "command": " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)]),

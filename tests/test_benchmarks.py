@@ -118,6 +118,13 @@ def test_cli_table_flag(smoke: tuple[dict, Path], capsys: pytest.CaptureFixture[
     assert "| case |" in capsys.readouterr().out
 
 
+def test_a_run_is_called_by_its_name_however_it_was_given() -> None:
+    assert report.run_name({"name": "s24", "mode": "full"}) == "s24"
+    assert report.run_name({"command": "python -m benchmarks --name=s24 --frames lines=3", "mode": "full"}) == "s24"
+    assert report.run_name({"command": "python -m benchmarks --name s24", "mode": "full"}) == "s24"
+    assert report.run_name({"command": "python -m benchmarks --quick", "mode": "quick"}) == "quick"
+
+
 def test_flicker_counts_static_source_pixels_that_change_in_the_gif(tmp_path: Path) -> None:
     frames = np.zeros((3, 4, 6, 4), np.uint8)
     frames[..., 3] = 255
