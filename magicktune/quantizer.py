@@ -32,8 +32,8 @@ LOWER_QUALITY_TREEDEPTH = 5
 #: that grid, and the palette's error is well above a cube's: such a frame (a photograph: 38,900 to 106,600 a
 #: frame; seed's scatter has at most 11,600) is pre-cut at depth 5 at every quality. 60 photo frames at quality 100:
 #: 9,385,805 bytes at 38.27 / 38.18 dB, against 9,925,110 at 38.28 / 38.18 with depth 6 (`python -m
-#: benchmarks.quality_steps --workload photo --quality 100`, with and without this rule); depth 4, 8.28 MB at
-#: 37.91 / 37.84 (a scratch script).
+#: benchmarks.quality_steps --workload photo --quality 100`, and the same with DENSE_COLOURS raised past 106,600);
+#: depth 4, 8.28 MB at 37.91 / 37.84 (a scratch script).
 DENSE_COLOURS = 32**3
 #: Weighted k-means passes after the mean step: one adds 0.6 dB on seed and photo frames, at up to a third more
 #: time (photo 178 ms against 143).
@@ -163,7 +163,7 @@ def _distinct_by_hash(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     where the sample has more colours than a hash holds, or the frame more than WARD_UP_TO: sort them all then."""
     if keys.size < HASH_FROM_PIXELS:
         return None
-    sampled = np.unique(keys[:: keys.size // HASH_SAMPLE])
+    sampled = np.unique(keys[:: max(1, keys.size // HASH_SAMPLE)])
     if len(sampled) > HASH_UP_TO:
         return None
     entry, held = entries_of(sampled, keys)

@@ -97,7 +97,7 @@ class ShownCanvas:
         return chosen
 
 
-#: _in_runs looks up every pixel's shown colour where more than 1 / LOOK_UP_ALL_FROM of them are unchanged.
+#: _in_runs looks up every pixel's shown colour where more than 1 / LOOK_UP_ALL_FROM of them are unchanged and known.
 LOOK_UP_ALL_FROM = 2
 
 
@@ -113,10 +113,10 @@ def _in_runs(
     """gifsicle's rule over the pixels whose shown colour stays: a run of them with one value keeps it, a run with
     several becomes `transparent`. An unchanged pixel's value is its shown colour's entry, where the worker knows
     that colour and the table holds it; otherwise transparency. Those colours are looked up for every pixel where
-    most are unchanged, else for the unchanged alone. Runs are found by their bounds and flagged whole (np.repeat).
+    most are unchanged and known, else for those alone. Runs are found by their bounds and flagged whole (np.repeat).
     Against numbering each pixel's run by a cumulative sum and looking up the unchanged alone: a line-plot crop
-    2.4 ms against 6.7, a field frame (nearly every pixel changes) 2.8 against 3.2 (`python -m benchmarks.hotspots
-    --frame 30 [--workload field]`)."""
+    2.4-2.6 ms against 5.0-6.7, a field frame (nearly every pixel changes) 2.8 against 3.2 (`python -m
+    benchmarks.hotspots --frame 30 [--workload field]`, a few runs an hour apart: the machine's speed drifts)."""
     asked = (~written & known).reshape(-1)
     if np.count_nonzero(asked) > asked.size // LOOK_UP_ALL_FROM:  # most: looking up every pixel costs less
         entry, held = entries_of(table, shown.reshape(-1))
