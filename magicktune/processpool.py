@@ -281,8 +281,7 @@ def _magick_libraries() -> dict[str, str]:
     import wand.api
 
     wand_library, core_library = wand.api.libraries
-    names = {"MagickWand": wand_library._name, "MagickCore": core_library._name}
-    return {key: os.path.abspath(name) if os.sep in name else name for key, name in names.items()}  # a relative path
+    return {"MagickWand": wand_library._name, "MagickCore": core_library._name}
 
 
 @contextlib.contextmanager

@@ -141,18 +141,17 @@ def quantize_frame(
         budget = error * min(frame_pixels or shown_pixels, SPREAD * shown_pixels)
         table, entry = _reduce(runs, distinct, counts, slots, passes, treedepth, budget)
     del runs
-    indexes = np.zeros(height * width, np.uint8)
     if clear:
         table = np.concatenate((np.zeros(1, "<u4"), table))
         entry = entry + np.uint8(1)
-    if order is None:
-        shown_entries = entry[inverse]
-        if clear:
-            indexes[where] = shown_entries
-        else:
-            indexes = shown_entries
+    if order is None and not clear:
+        indexes = entry[inverse]
     else:
-        indexes[where[order] if clear else order] = np.repeat(entry, counts)
+        indexes = np.zeros(height * width, np.uint8)
+        if order is None:
+            indexes[where] = entry[inverse]
+        else:
+            indexes[where[order] if clear else order] = np.repeat(entry, counts)
     return table.astype("<u4"), indexes.reshape(height, width)
 
 
@@ -190,9 +189,9 @@ def _reduce(
     budget: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A table of at most `slots` opaque RGBA numbers for the sorted opaque pixels `runs` (whose distinct colours
-    and counts are `distinct`, `counts`; None where they were counted by hash, which only frames of at most WARD_UP_TO
-    colours are), fewer where the merges' squared error stays within `budget`, and each distinct colour's entry
-    (uint8)."""
+    and counts are `distinct`, `counts`), fewer where the merges' squared error stays within `budget`, and each
+    distinct colour's entry (uint8). `runs` is None where the colours were counted by hash: at most WARD_UP_TO of
+    them, which the octree never takes."""
     rgb = distinct.view(np.uint8).reshape(-1, 4)[:, :3].astype(np.float32)
     weights = counts.astype(np.float64)
     if len(distinct) <= WARD_UP_TO:
