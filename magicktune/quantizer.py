@@ -120,7 +120,9 @@ def quantize_frame(
         if not where.size:
             return np.zeros(1, "<u4"), np.zeros((height, width), np.uint8)
         keys = keys[where]
-    keys = keys | np.uint32(OPAQUE)  # a copy: the caller's pixels stay as they are
+        keys |= np.uint32(OPAQUE)  # in place: indexing made a copy
+    else:
+        keys = keys | np.uint32(OPAQUE)  # a copy: the caller's pixels stay as they are
     hashed = _distinct_by_hash(keys)
     if hashed is not None:
         distinct, counts, inverse = hashed
@@ -261,7 +263,7 @@ def ward_merge(rgb: np.ndarray, weights: np.ndarray, slots: int, budget: float =
         ids = np.arange(n)
         first = np.flatnonzero((partner[partner] == ids) & (ids < partner))
         if not first.size:  # float32 costs that differ a little each way can leave no pair mutual
-            first = np.argsort(partner_cost, kind="stable")[:1]
+            first = np.array([np.argmin(partner_cost)])
         first = first[np.argsort(partner_cost[first], kind="stable")]
         if n > slots:
             first = first[: max(1, (n - slots) // 2)]
