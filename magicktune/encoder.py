@@ -226,6 +226,14 @@ IMAGE_BYTES_PER_PIXEL = CACHE_BYTES_PER_PIXEL + 2
 #: drawing the next frame) only after this long, some 15 times a frame; at Python's 5 ms the workers fell
 #: behind and ani.save took 4-7% longer, at 1 ms it is back to within 1% of the old per-frame path.
 SWITCH_INTERVAL = 0.001
+#: Frames in flight a worker, once one has come back; before, up to STARTING_FRAMES of at most STARTING_BYTES. A
+#: child process takes about 0.15 s to start and its first frame is whole: with 2 in flight, the 4th frame of a
+#: line-plot save waited 95-115 ms for it, against none with up to 8 (per-frame times of `ani.save`, 60 frames,
+#: three runs each). A 300-frame seed save peaked at 147 MiB either way (`python -m benchmarks --frames seed=300
+#: --cases mt_magicktune`, two runs each).
+IN_FLIGHT_PER_WORKER = 2
+STARTING_FRAMES = 8
+STARTING_BYTES = 16 * 2**20
 #: Seconds a worker process may take over one frame before the encode stops with an error (the process is ended
 #: with it; a thread cannot be, so threads wait).
 WORKER_PROCESS_TIMEOUT = 600.0
@@ -375,7 +383,8 @@ class GifEncoder:
         self._turn = 0  # threads: the next frame's place on their shared canvas
         self._writer_of: np.ndarray | None = None  # processes: the child that wrote each pixel (EVERY: all know it)
         self._reuses_shown = self.optimize and own_table
-        self._max_inflight = 2 * self.workers
+        self._max_inflight = IN_FLIGHT_PER_WORKER * self.workers
+        self._max_starting = max(self._max_inflight, min(STARTING_FRAMES, STARTING_BYTES // (width * height * 4)))
         self._writer: GifWriter | None = None
         self._closed = False
         self._output: AtomicOutput | None = None
@@ -552,7 +561,8 @@ class GifEncoder:
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame
-        while len(self._inflight) > self._max_inflight:
+        started = self._writer is not None and self._writer.frames_written > 0
+        while len(self._inflight) > (self._max_inflight if started else self._max_starting):
             self._write_head()
 
     def _over(

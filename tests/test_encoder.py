@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
 
 import numpy as np
@@ -172,6 +173,37 @@ def test_worker_failure_names_the_frame_and_leaves_nothing(tmp_path, monkeypatch
     with pytest.raises(EncodeError, match=r"frame 5 failed: MemoryError: cache resources exhausted"):
         encode(tmp_path / "out.gif", scene(30), workers=1)
     assert leftovers(tmp_path) == []
+
+
+def test_frames_queue_while_the_first_is_slow_then_two_a_worker(tmp_path, monkeypatch):
+    """A worker slow to return its first frame (a child process starting) does not stall the frames drawn meanwhile;
+    once one has come back, at most IN_FLIGHT_PER_WORKER a worker are in flight."""
+    real = encoder_module.compress
+    first_may_finish = threading.Event()
+
+    def slow_first(pixels, *args):
+        if not first_may_finish.is_set():
+            first_may_finish.wait(30)
+        return real(pixels, *args)
+
+    monkeypatch.setattr(encoder_module, "compress", slow_first)
+    frames = scene(40)
+    encoder = GifEncoder(tmp_path / "out.gif", (W, H), 30, workers=1)
+    adder = threading.Thread(target=lambda: [encoder.add_frame(frame) for frame in frames[:8]])
+    adder.start()
+    adder.join(10)
+    stalled = adder.is_alive()
+    first_may_finish.set()
+    adder.join()
+    assert not stalled, "add_frame waited for the first frame's worker"
+    encoder._inflight[0].future.result(30)
+    in_flight = []
+    for frame in frames[8:]:
+        encoder.add_frame(frame)
+        in_flight.append(len(encoder._inflight))
+    encoder.close()
+    assert max(in_flight[1:]) <= encoder_module.IN_FLIGHT_PER_WORKER  # the first add_frame writes what came back
+    assert len(decode(tmp_path / "out.gif")[0]) == 40
 
 
 def test_keyboard_interrupt_leaves_nothing(tmp_path):
