@@ -226,11 +226,11 @@ IMAGE_BYTES_PER_PIXEL = CACHE_BYTES_PER_PIXEL + 2
 #: drawing the next frame) only after this long, some 15 times a frame; at Python's 5 ms the workers fell
 #: behind and ani.save took 4-7% longer, at 1 ms it is back to within 1% of the old per-frame path.
 SWITCH_INTERVAL = 0.001
-#: Frames in flight a worker, once one has come back; before, up to STARTING_FRAMES of at most STARTING_BYTES. A
-#: child process takes about 0.15 s to start and its first frame is whole: with 2 in flight, the 4th frame of a
-#: line-plot save waited 95-115 ms for it, against none with up to 8 (per-frame times of `ani.save`, 60 frames,
-#: three runs each). A 300-frame seed save peaked at 147 MiB either way (`python -m benchmarks --frames seed=300
-#: --cases mt_magicktune`, two runs each).
+#: Frames in flight a worker, once one has come back. Before, up to STARTING_FRAMES, as many as STARTING_BYTES of
+#: whole frames hold, and never fewer than after. A child process takes about 0.15 s to start and its first frame
+#: is whole: with 2 in flight, the 4th frame of a line-plot save waited 95-115 ms for it, against none with up to 8
+#: (`python -m benchmarks.frame_times`, three runs each). A 300-frame seed save peaked at 147 MiB either way
+#: (`python -m benchmarks --frames seed=300 --cases mt_magicktune`, two runs each).
 IN_FLIGHT_PER_WORKER = 2
 STARTING_FRAMES = 8
 STARTING_BYTES = 16 * 2**20
@@ -561,8 +561,8 @@ class GifEncoder:
         first_index = prev.last_index + 1 if prev is not None else 0
         self._inflight.append(_InFlight(future, origin, frame.delay, disposal, first_index, frame.last_index))
         self._prev = frame
-        started = self._writer is not None and self._writer.frames_written > 0
-        while len(self._inflight) > (self._max_inflight if started else self._max_starting):
+        first_back = self._writer is not None and self._writer.frames_written > 0
+        while len(self._inflight) > (self._max_inflight if first_back else self._max_starting):
             self._write_head()
 
     def _over(

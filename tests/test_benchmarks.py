@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import report
+from benchmarks import frame_times, report
 from benchmarks.__main__ import main
 from benchmarks.cases import CASES
 from benchmarks.quality import evaluate
+from magicktune import encoder
 
 SMOKE_CASES = [
     "render_only",
@@ -239,3 +240,12 @@ def test_a_workload_frame_depends_only_on_its_index(name: str) -> None:
     assert frame(jumped, 2) == expected
     assert frame(jumped, 0) != expected
     assert jumped._fig.canvas.get_width_height() == WORKLOADS[name].size  # type: ignore[attr-defined]
+
+
+def test_frame_times_prints_each_writers_grabs(capsys: pytest.CaptureFixture[str]) -> None:
+    before = encoder.STARTING_FRAMES
+    frame_times.main(["--frames", "5", "--starting-frames", "0"])
+    assert encoder.STARTING_FRAMES == before  # put back for whatever runs next
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["floor", "magicktune"]
+    assert all(len(line.split("|")[0].split()) == 2 + 5 for line in lines)  # "label ms:" and 5 frame times

@@ -206,6 +206,42 @@ def test_frames_queue_while_the_first_is_slow_then_two_a_worker(tmp_path, monkey
     assert len(decode(tmp_path / "out.gif")[0]) == 40
 
 
+def test_frames_at_the_start_stay_within_starting_bytes(tmp_path, monkeypatch):
+    """Large frames get no more in flight at the start than STARTING_BYTES of them hold (never under the steady
+    limit): with the first held, adding one more frame than that waits."""
+    monkeypatch.setattr(encoder_module, "STARTING_BYTES", 4 * (W * H * 4))
+    real = encoder_module.compress
+    first_may_finish = threading.Event()
+
+    def slow_first(pixels, *args):
+        if not first_may_finish.is_set():
+            first_may_finish.wait(30)
+        return real(pixels, *args)
+
+    monkeypatch.setattr(encoder_module, "compress", slow_first)
+    frames = scene(12)
+    encoder = GifEncoder(tmp_path / "out.gif", (W, H), 30, workers=1)
+    five = threading.Thread(target=lambda: [encoder.add_frame(frame) for frame in frames[:5]])  # 4 in flight
+    five.start()
+    five.join(10)
+    stalled_at_four = five.is_alive()
+    sixth = threading.Thread(target=encoder.add_frame, args=(frames[5],))  # a 5th in flight: one too many
+    if not stalled_at_four:
+        sixth.start()
+        sixth.join(1)
+    waited_at_five = sixth.is_alive()
+    first_may_finish.set()
+    five.join()
+    if sixth.ident is not None:
+        sixth.join()
+    assert not stalled_at_four
+    assert waited_at_five
+    for frame in frames[6:]:
+        encoder.add_frame(frame)
+    encoder.close()
+    assert len(decode(tmp_path / "out.gif")[0]) == 12
+
+
 def test_keyboard_interrupt_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         with GifEncoder(tmp_path / "out.gif", (W, H), 30) as encoder:
