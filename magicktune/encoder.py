@@ -228,9 +228,10 @@ IMAGE_BYTES_PER_PIXEL = CACHE_BYTES_PER_PIXEL + 2
 SWITCH_INTERVAL = 0.001
 #: Frames in flight a worker, once one has come back. Before, up to STARTING_FRAMES, as many as STARTING_BYTES of
 #: whole frames hold, and never fewer than after. A child process takes about 0.15 s to start and its first frame
-#: is whole: with 2 in flight, the 4th frame of a line-plot save waited 95-115 ms for it, against none with up to 8
-#: (`python -m benchmarks.frame_times`, three runs each). A 300-frame seed save peaked at 147 MiB either way
-#: (`python -m benchmarks --frames seed=300 --cases mt_magicktune`, two runs each).
+#: is whole: with 2 in flight, the slowest of a line-plot save's first frames took 93-106 ms more than the median
+#: in two of three runs (31 in the third), against 11-31 ms with up to 8 (`python -m benchmarks.frame_times`, and
+#: `--starting-frames 0` for 2). A 300-frame seed save peaked at 147 MiB either way (`python -m benchmarks --frames
+#: seed=300 --cases mt_magicktune`, two runs each).
 IN_FLIGHT_PER_WORKER = 2
 STARTING_FRAMES = 8
 STARTING_BYTES = 16 * 2**20
