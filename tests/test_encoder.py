@@ -175,9 +175,8 @@ def test_worker_failure_names_the_frame_and_leaves_nothing(tmp_path, monkeypatch
     assert leftovers(tmp_path) == []
 
 
-def test_frames_queue_while_the_first_is_slow_then_two_a_worker(tmp_path, monkeypatch):
-    """A worker slow to return its first frame (a child process starting) does not stall the frames drawn meanwhile;
-    once one has come back, at most IN_FLIGHT_PER_WORKER a worker are in flight."""
+def _hold_the_first_frame(monkeypatch):
+    """Make the worker's first frame wait until the returned event is set, as a starting child process does."""
     real = encoder_module.compress
     first_may_finish = threading.Event()
 
@@ -187,6 +186,13 @@ def test_frames_queue_while_the_first_is_slow_then_two_a_worker(tmp_path, monkey
         return real(pixels, *args)
 
     monkeypatch.setattr(encoder_module, "compress", slow_first)
+    return first_may_finish
+
+
+def test_frames_queue_while_the_first_is_slow_then_two_a_worker(tmp_path, monkeypatch):
+    """A worker slow to return its first frame (a child process starting) does not stall the frames drawn meanwhile;
+    once one has come back, at most IN_FLIGHT_PER_WORKER a worker are in flight."""
+    first_may_finish = _hold_the_first_frame(monkeypatch)
     frames = scene(40)
     encoder = GifEncoder(tmp_path / "out.gif", (W, H), 30, workers=1)
     adder = threading.Thread(target=lambda: [encoder.add_frame(frame) for frame in frames[:8]])
@@ -210,15 +216,7 @@ def test_frames_at_the_start_stay_within_starting_bytes(tmp_path, monkeypatch):
     """Large frames get no more in flight at the start than STARTING_BYTES of them hold (never under the steady
     limit): with the first held, adding one more frame than that waits."""
     monkeypatch.setattr(encoder_module, "STARTING_BYTES", 4 * (W * H * 4))
-    real = encoder_module.compress
-    first_may_finish = threading.Event()
-
-    def slow_first(pixels, *args):
-        if not first_may_finish.is_set():
-            first_may_finish.wait(30)
-        return real(pixels, *args)
-
-    monkeypatch.setattr(encoder_module, "compress", slow_first)
+    first_may_finish = _hold_the_first_frame(monkeypatch)
     frames = scene(12)
     encoder = GifEncoder(tmp_path / "out.gif", (W, H), 30, workers=1)
     five = threading.Thread(target=lambda: [encoder.add_frame(frame) for frame in frames[:5]])  # 4 in flight
