@@ -72,6 +72,11 @@ HASH_UP_TO = 512
 _HASH_MULTIPLIERS = np.random.default_rng(0).integers(0, 2**31, HASH_TRIES, dtype=np.uint32) * np.uint32(2) + 1
 
 
+def run_starts(runs: np.ndarray) -> np.ndarray:
+    """Where each run of equal values begins in sorted `runs`, which has some: one run per distinct colour."""
+    return np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
+
+
 def entries_of(table: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each colour in `wanted`, an entry of `table` (a 1-D array of colour numbers; where a colour stands twice,
     its first) and whether that entry holds it."""
@@ -118,7 +123,7 @@ def map_colours(
     order = np.argsort(keys, kind="stable" if many_cleared else None).astype(np.int32)  # int32: half the memory
     runs = keys[order]
     del keys
-    starts = np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
+    starts = run_starts(runs)
     with MagickWand() as image:
         image.constitute(runs.view(np.uint8).reshape(height, width, 4), "RGBP" if runs[0] >= OPAQUE else "RGBA")
         del runs  # ImageMagick holds its own copy

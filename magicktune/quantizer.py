@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .palette import HASH_UP_TO, OPAQUE, SHOWN_OPAQUE, colours, entries_of
+from .palette import HASH_UP_TO, OPAQUE, SHOWN_OPAQUE, colours, entries_of, run_starts
 from .wandlib import MagickWand
 
 #: Octree depth for its cut to COARSE_CLUSTERS. Cutting straight to 256, 5 left 22 of 256 entries empty on seed
@@ -130,8 +130,7 @@ def quantize_frame(
     else:
         order = np.argsort(keys).astype(np.int32)
         runs = keys[order]
-        starts = np.flatnonzero(runs[1:] != runs[:-1]) + 1
-        starts = np.concatenate((np.zeros(1, starts.dtype), starts))
+        starts = run_starts(runs)
         counts = np.diff(starts, append=runs.size)
         distinct = runs[starts]
     shown_pixels = keys.size
